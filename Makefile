@@ -1,0 +1,47 @@
+# Everything runs from .venv; `make run` and `make test` create it when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+MANAGE := $(PY) manage.py
+
+.PHONY: run test lint worker beat flower migrate schema schema-check superuser clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+# The embedded default: SQLite, tasks in-process, fake delivery (DEBUG), plain HTTP.
+run: export DEBUG ?= 1
+run: export HTTPS ?= 0
+run: venv
+	$(MANAGE) migrate --noinput
+	$(MANAGE) runserver 127.0.0.1:8000
+
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+migrate: venv
+	$(MANAGE) migrate --noinput
+
+worker: venv
+	$(BIN)/celery -A project worker --loglevel=INFO --events --concurrency=$${WORKER_CONCURRENCY:-2}
+
+schema: venv
+	DEBUG=1 $(MANAGE) spectacular --file schema.yaml --validate --fail-on-warn
+
+# CI: the committed schema.yaml must be what the code generates.
+schema-check: venv
+	DEBUG=1 $(MANAGE) spectacular --file .schema.check.yaml --validate --fail-on-warn
+	diff -u schema.yaml .schema.check.yaml && rm -f .schema.check.yaml
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,103 @@
+import contextlib
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import Exact
+
+from referrals.codes import REF_CODE_LENGTH, ref_code_generate
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, phone, password, **extra):
+        from .phones import phone_normalize
+
+        phone = phone_normalize(str(phone))
+        # The referral code is random: on the rare collision, draw again.
+        for attempt in range(10):
+            user = self.model(phone=phone, ref_code=ref_code_generate(), **extra)
+            if password:
+                user.set_password(password)
+            else:
+                user.set_unusable_password()
+            try:
+                with transaction.atomic():
+                    user.save(using=self._db)
+                return user
+            except IntegrityError:
+                if attempt == 9 or self.filter(phone=phone).exists():
+                    raise
+        raise AssertionError("unreachable")
+
+    def create_user(self, phone, password=None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(phone, password, **extra)
+
+    def create_superuser(self, phone, password=None, **extra):
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(phone, password, **extra)
+
+    def get_by_natural_key(self, phone):
+        from project.exceptions import ApplicationError
+
+        from .phones import phone_normalize
+
+        with contextlib.suppress(ApplicationError):
+            phone = phone_normalize(phone)
+        return self.get(phone=phone)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. The phone number (E.164) is the login; there is no username."""
+
+    phone = models.CharField("phone", max_length=16, unique=True)
+    # Shown to the user and typed by the people they invite; matched case-insensitively.
+    ref_code = models.CharField("referral code", max_length=REF_CODE_LENGTH, unique=True, default=ref_code_generate)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "phone"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(phone__startswith="+"), name="user_phone_e164"),
+            models.CheckConstraint(
+                condition=models.Q(ref_code=Lower("ref_code")) & models.Q(Exact(Length("ref_code"), REF_CODE_LENGTH)),
+                name="user_ref_code_lower_6",
+            ),
+        ]
+
+    def __str__(self):
+        return self.phone
+
+
+class PhoneCode(models.Model):
+    """One login-code challenge. The code itself is never stored, only its HMAC."""
+
+    phone = models.CharField(max_length=16)
+    code_hash = models.CharField(max_length=64)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Latest code for a phone, and the per-phone hourly count.
+            models.Index(fields=["phone", "-created_at"], name="phonecode_phone_recent"),
+            # The per-IP hourly count.
+            models.Index(fields=["ip", "created_at"], name="phonecode_ip_recent"),
+        ]
+
+    def __str__(self):
+        return f"code for {self.phone} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,173 @@
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from notifications.services import message_enqueue
+from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock
+from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
+
+from .models import PhoneCode, User
+from .phones import phone_normalize
+
+HOUR = timedelta(hours=1)
+
+
+def code_hash(*, phone: str, code: str) -> str:
+    """HMAC-SHA256 keyed by SECRET_KEY; bound to the phone so a hash says nothing elsewhere."""
+    return hmac.new(settings.SECRET_KEY.encode(), f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str | None:
+    """The client's address. X-Forwarded-For counts only when the peer is a trusted proxy;
+    then the right-most address that is not itself a trusted proxy is the client."""
+    trusted = set(settings.TRUSTED_PROXIES)
+    ip = remote_addr or None
+    if ip in trusted and forwarded_for:
+        for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+            if hop and hop not in trusted:
+                ip = hop
+                break
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class CodeRequestResult:
+    phone: str
+    code: str
+    expires_at: object
+
+
+def _retry_after(oldest, window, now) -> float:
+    return (oldest + window - now).total_seconds()
+
+
+def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
+    """Issue a new 4-digit login code for `phone` and queue its delivery.
+
+    Rules: one code per OTP_RESEND_COOLDOWN_S per phone; at most OTP_SENDS_PER_PHONE_PER_HOUR
+    per phone and OTP_SENDS_PER_IP_PER_HOUR per client IP. The answer is the same whether
+    or not the phone belongs to a user.
+    """
+    phone = phone_normalize(phone)
+    now = timezone.now()
+    with transaction.atomic():
+        # Locks so that parallel requests cannot both pass the limits (always phone, then IP).
+        advisory_xact_lock(LOCK_OTP_PHONE, phone)
+        if ip:
+            advisory_xact_lock(LOCK_OTP_IP, ip)
+        recent = list(
+            PhoneCode.objects.filter(phone=phone, created_at__gt=now - HOUR)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)[: settings.OTP_SENDS_PER_PHONE_PER_HOUR]
+        )
+        cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S)
+        if recent and recent[0] > now - cooldown:
+            wait = _retry_after(recent[0], cooldown, now)
+            raise RateLimited(f"A code was just sent. Request a new one in {int(wait) + 1} s.", retry_after=wait)
+        if len(recent) >= settings.OTP_SENDS_PER_PHONE_PER_HOUR:
+            wait = _retry_after(recent[-1], HOUR, now)
+            raise RateLimited("Too many codes for this phone. Try again later.", retry_after=wait)
+        if ip:
+            ip_recent = list(
+                PhoneCode.objects.filter(ip=ip, created_at__gt=now - HOUR)
+                .order_by("-created_at")
+                .values_list("created_at", flat=True)[: settings.OTP_SENDS_PER_IP_PER_HOUR]
+            )
+            if len(ip_recent) >= settings.OTP_SENDS_PER_IP_PER_HOUR:
+                wait = _retry_after(ip_recent[-1], HOUR, now)
+                raise RateLimited("Too many codes from this address. Try again later.", retry_after=wait)
+
+        code = f"{secrets.randbelow(10_000):04d}"
+        challenge = PhoneCode.objects.create(
+            phone=phone,
+            code_hash=code_hash(phone=phone, code=code),
+            ip=ip,
+            expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
+        )
+        body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
+        for channel in settings.OTP_DELIVERY_BACKENDS:
+            message_enqueue(channel=channel, recipient=phone, body=body, sensitive=True)
+    return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
+
+
+def _code_check_format(code) -> str:
+    if not isinstance(code, str) or len(code) != 4 or not code.isascii() or not code.isdigit():
+        raise ApplicationError("Enter the 4-digit code.", field="confirmation_code")
+    return code
+
+
+def code_verify(*, phone: str, code: str) -> User:
+    """Log in with the latest code sent to `phone`; create the user on first login.
+
+    Each try is counted before the code is compared, so a code survives at most
+    OTP_MAX_ATTEMPTS guesses, however many arrive at once. The code works once
+    (consumed by a conditional UPDATE) and only until it expires.
+    """
+    phone = phone_normalize(phone)
+    code = _code_check_format(code)
+    now = timezone.now()
+    failed = AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")
+
+    challenge = PhoneCode.objects.filter(phone=phone).order_by("-created_at").first()
+    if challenge is None or challenge.consumed_at is not None or challenge.expires_at <= now:
+        raise failed
+    counted = PhoneCode.objects.filter(
+        pk=challenge.pk, consumed_at__isnull=True, expires_at__gt=now, attempts__lt=settings.OTP_MAX_ATTEMPTS
+    ).update(attempts=F("attempts") + 1)
+    if not counted:
+        raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
+    if not hmac.compare_digest(code_hash(phone=phone, code=code), challenge.code_hash):
+        raise failed
+
+    with transaction.atomic():
+        consumed = PhoneCode.objects.filter(pk=challenge.pk, consumed_at__isnull=True).update(consumed_at=now)
+        if not consumed:
+            raise failed
+        return user_get_or_create(phone=phone)
+
+
+def user_get_or_create(*, phone: str) -> User:
+    """The user with this phone, created (with a fresh referral code) if there is none."""
+    user = User.objects.filter(phone=phone).first()
+    if user is not None:
+        if not user.is_active:
+            raise ApplicationError("This account is disabled.", field="phone")
+        return user
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(phone=phone)
+    except IntegrityError:
+        # A parallel first login created it a moment ago.
+        return User.objects.get(phone=phone)
+
+
+def user_update(*, user: User, phone: str | None = None, is_active: bool | None = None) -> User:
+    """Staff edits: a new phone must be valid and not taken by someone else."""
+    fields = []
+    if phone is not None:
+        phone = phone_normalize(phone)
+        if User.objects.filter(phone=phone).exclude(pk=user.pk).exists():
+            raise ApplicationError("Another user has this phone number.", field="phone")
+        user.phone = phone
+        fields.append("phone")
+    if is_active is not None:
+        user.is_active = is_active
+        fields.append("is_active")
+    if fields:
+        try:
+            with transaction.atomic():
+                user.save(update_fields=fields)
+        except IntegrityError as exc:
+            raise ApplicationError("Another user has this phone number.", field="phone") from exc
+    return user

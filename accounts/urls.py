@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import apis
+
+api_urlpatterns = [
+    path("auth/signup/", apis.SignupApi.as_view(), name="auth-signup"),
+    path("auth/token/", apis.TokenApi.as_view(), name="auth-token"),
+    path("auth/token/refresh/", apis.TokenRefreshApi.as_view(), name="auth-token-refresh"),
+    path("auth/logout/", apis.LogoutApi.as_view(), name="auth-logout"),
+]

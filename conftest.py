@@ -1,0 +1,166 @@
+"""Shared fixtures. Services: PostgreSQL and Redis on 127.0.0.1 unless DATABASE_URL /
+CELERY_BROKER_URL say otherwise (see project/settings.py). Without them the tests that need
+them are skipped with the reason; with REQUIRE_SERVICES=1 (.ci/run) that is a failure."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+ROOT = Path(__file__).resolve().parent
+
+
+def _redis_ok() -> bool:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return False
+    import redis
+
+    try:
+        return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+def pytest_configure(config):
+    if not REQUIRE_SERVICES:
+        return
+    missing = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        missing.append("PostgreSQL (DATABASE_URL or 127.0.0.1:5432)")
+    if not _redis_ok():
+        missing.append("Redis (CELERY_BROKER_URL or 127.0.0.1:6379)")
+    if missing:
+        pytest.exit("REQUIRE_SERVICES=1 but not reachable: " + ", ".join(missing), returncode=3)
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    redis_ok = None
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: start it or set DATABASE_URL"))
+        if "redis" in item.keywords:
+            if redis_ok is None:
+                redis_ok = _redis_ok()
+            if not redis_ok:
+                item.add_marker(pytest.mark.skip(reason="needs Redis: start it or set CELERY_BROKER_URL"))
+
+
+@pytest.fixture(autouse=True)
+def _sent_messages_dir(tmp_path, settings):
+    """Each test writes its delivered messages into its own folder."""
+    settings.SENT_MESSAGES_DIR = tmp_path / "sent_messages"
+    return settings.SENT_MESSAGES_DIR
+
+
+@pytest.fixture
+def api():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def auth_api(user):
+    """An API client logged in as `user` with a real access JWT."""
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def staff_api(db):
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from tests.factories import UserFactory
+
+    staff = UserFactory(is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(staff).access_token}")
+    client.user = staff
+    return client
+
+
+def _test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings, tmp_path):
+    """A real `celery worker` process on Redis, using the test database.
+
+    Yields the folder its file backend writes to. Tests that use it must commit their rows
+    (transactional_db) so the worker can see them.
+    """
+    from project.celery import app
+
+    app.control.purge()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "SENT_MESSAGES_DIR": str(settings.SENT_MESSAGES_DIR),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "1",
+    }
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "project",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-E",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if "ready." in (tmp_path / "worker.log").read_text():
+            break
+        if proc.poll() is not None:
+            pytest.fail("celery worker exited:\n" + (tmp_path / "worker.log").read_text())
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("celery worker did not start:\n" + (tmp_path / "worker.log").read_text())
+    proc.log_path = tmp_path / "worker.log"
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()

@@ -1,0 +1,59 @@
+"""The project's own exceptions, and the one place that turns them into HTTP answers.
+
+Services raise these; API views let them through and `api_exception_handler` answers;
+HTML views catch `ApplicationError` and show `message` next to the field.
+"""
+
+import math
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ApplicationError(Exception):
+    """A rule said no. `field` names the input it is about (None: the whole request)."""
+
+    status_code = 400
+
+    def __init__(self, message, *, field=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def as_data(self):
+        if self.field:
+            return {self.field: [self.message]}
+        return {"detail": self.message}
+
+
+class RateLimited(ApplicationError):
+    status_code = 429
+
+    def __init__(self, message, *, retry_after, field=None):
+        super().__init__(message, field=field)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class AuthenticationFailed(ApplicationError):
+    """Wrong, expired, burned or used code: one answer for all, so nothing leaks."""
+
+    status_code = 400
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        headers = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        data = exc.as_data()
+        if isinstance(exc, RateLimited):
+            data = {**data, "retry_after": exc.retry_after}
+        return Response(data, status=exc.status_code, headers=headers)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    return exception_handler(exc, context)

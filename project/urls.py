@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from accounts.urls import api_urlpatterns as accounts_api
+from referrals.urls import api_urlpatterns as referrals_api
+
+from . import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(accounts_api + referrals_api)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("swagger/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("health/", health.health, name="health"),
+    path("ready/", health.ready, name="ready"),
+]

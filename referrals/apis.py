@@ -1,0 +1,182 @@
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.apis import ErrorSerializer, _input, _validation_error
+from accounts.authentication import JWTUserIdAuthentication
+from accounts.models import User
+
+from . import selectors, services
+
+
+class RefSerializer(serializers.Serializer):
+    phone = serializers.CharField()
+
+
+class ProfileSerializer(serializers.Serializer):
+    """The v1 profile shape (documentation only: selectors build the dicts directly)."""
+
+    phone = serializers.CharField(help_text="E.164")
+    my_refs = RefSerializer(many=True, help_text="Everyone who entered this user's code, oldest first.")
+    my_inviter = serializers.CharField(allow_null=True, help_text="The inviter's phone, or null.")
+    my_ref_code = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class AdminProfileSerializer(ProfileSerializer):
+    id = serializers.IntegerField()
+    is_active = serializers.BooleanField()
+    is_staff = serializers.BooleanField()
+
+
+def _public(profile: dict) -> dict:
+    return {k: profile[k] for k in ("phone", "my_refs", "my_inviter", "my_ref_code", "created_at")}
+
+
+class MyProfileApi(APIView):
+    """The caller's own profile, as a one-element list (the v1 contract)."""
+
+    authentication_classes = [JWTUserIdAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema_serializer(component_name="MyProfileInput")
+    class InputSerializer(serializers.Serializer):
+        my_inviter = serializers.CharField(max_length=64, help_text="The inviter's referral code.")
+
+    def _answer(self, request):
+        profile = selectors.profile_get(user_id=request.user.id)
+        if profile is None:  # deleted or disabled since the token was issued
+            raise NotAuthenticated("User not found or inactive.")
+        return Response([_public(profile)])
+
+    @extend_schema(operation_id="my_profile_get", responses={200: ProfileSerializer(many=True), 401: ErrorSerializer})
+    def get(self, request):
+        return self._answer(request)
+
+    @extend_schema(
+        operation_id="my_profile_set_inviter",
+        request=InputSerializer,
+        responses={
+            200: ProfileSerializer(many=True),
+            400: _validation_error("InviterError", "my_inviter"),
+            401: ErrorSerializer,
+        },
+    )
+    def patch(self, request):
+        data = _input(self.InputSerializer, request)
+        if selectors.profile_get(user_id=request.user.id) is None:
+            raise NotAuthenticated("User not found or inactive.")
+        services.inviter_set(user_id=request.user.id, code=data["my_inviter"])
+        return self._answer(request)
+
+
+class ProfilePagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class ProfileListApi(APIView):
+    """Every user's profile, for staff. ?search matches a phone fragment or a referral code."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="all_profiles_list",
+        parameters=[
+            OpenApiParameter("page", int, description="Page number, from 1."),
+            OpenApiParameter("page_size", int, description="Profiles per page (at most 100, default 20)."),
+            OpenApiParameter("search", str, description="Phone fragment or referral code."),
+        ],
+        responses={
+            200: inline_serializer(
+                "PaginatedProfiles",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": AdminProfileSerializer(many=True),
+                },
+            ),
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
+    )
+    def get(self, request):
+        search = request.query_params.get("search")
+        users = selectors.profile_list_queryset(search=search).values(*selectors.PROFILE_FIELDS)
+        paginator = ProfilePagination()
+        page = paginator.paginate_queryset(users, request, view=self)
+        return paginator.get_paginated_response(selectors.profiles_for_rows(list(page)))
+
+
+class ProfileDetailApi(APIView):
+    """One user's profile, for staff: read, edit (phone, is_active, my_inviter), delete."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema_serializer(component_name="ProfileUpdateInput")
+    class InputSerializer(serializers.Serializer):
+        phone = serializers.CharField(max_length=64, required=False)
+        is_active = serializers.BooleanField(required=False)
+        my_inviter = serializers.CharField(
+            max_length=64, required=False, allow_null=True, help_text="A referral code, or null to clear."
+        )
+
+    def _user(self, pk) -> User:
+        user = User.objects.filter(pk=pk).first()
+        if user is None:
+            raise NotFound("No such user.")
+        return user
+
+    def _answer(self, pk):
+        return Response(selectors.profile_get(user_id=pk, active_only=False))
+
+    @extend_schema(
+        operation_id="all_profiles_get",
+        responses={200: AdminProfileSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request, pk):
+        self._user(pk)
+        return self._answer(pk)
+
+    @extend_schema(
+        operation_id="all_profiles_update",
+        request=InputSerializer,
+        responses={
+            200: AdminProfileSerializer,
+            400: _validation_error("ProfileUpdateError", "phone", "is_active", "my_inviter"),
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
+    )
+    def patch(self, request, pk):
+        user = self._user(pk)
+        data = _input(self.InputSerializer, request)
+        services.profile_update(user=user, **data)
+        return self._answer(pk)
+
+    @extend_schema(
+        operation_id="all_profiles_delete",
+        responses={
+            204: OpenApiResponse(description="Deleted"),
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
+    )
+    def delete(self, request, pk):
+        services.user_delete(user=self._user(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)

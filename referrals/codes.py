@@ -1,0 +1,11 @@
+"""Referral code generation. No model imports: accounts.User uses it as a field default."""
+
+import secrets
+
+# Lower-case letters and digits without the look-alikes i, l, o, 0, 1.
+REF_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+REF_CODE_LENGTH = 6
+
+
+def ref_code_generate() -> str:
+    return "".join(secrets.choice(REF_CODE_ALPHABET) for _ in range(REF_CODE_LENGTH))

@@ -1,0 +1,60 @@
+from django.db.models import Q
+
+from accounts.models import User
+
+from .models import Referral
+
+_PROFILE_FIELDS = ("id", "phone", "ref_code", "created_at", "is_active", "is_staff", "referral__inviter__phone")
+
+
+def _profile(row: dict, refs: list[str]) -> dict:
+    return {
+        "id": row["id"],
+        "phone": row["phone"],
+        "my_refs": [{"phone": phone} for phone in refs],
+        "my_inviter": row["referral__inviter__phone"],
+        "my_ref_code": row["ref_code"],
+        "created_at": row["created_at"],
+        "is_active": row["is_active"],
+        "is_staff": row["is_staff"],
+    }
+
+
+def profile_get(*, user_id: int, active_only: bool = True) -> dict | None:
+    """One user's profile in two queries, whatever the number of referrals."""
+    users = User.objects.filter(pk=user_id)
+    if active_only:
+        users = users.filter(is_active=True)
+    row = users.values(*_PROFILE_FIELDS).first()
+    if row is None:
+        return None
+    refs = list(
+        Referral.objects.filter(inviter_id=user_id)
+        .order_by("created_at", "invitee_id")
+        .values_list("invitee__phone", flat=True)
+    )
+    return _profile(row, refs)
+
+
+def profile_list_queryset(*, search: str | None = None):
+    users = User.objects.order_by("id")
+    if search:
+        search = search.strip()
+        users = users.filter(Q(phone__contains=search.lstrip("+")) | Q(ref_code=search.lower()))
+    return users
+
+
+def profiles_for_rows(rows: list[dict]) -> list[dict]:
+    """Profiles for a page of user rows: one query for all their referrals."""
+    ids = [row["id"] for row in rows]
+    refs: dict[int, list[str]] = {i: [] for i in ids}
+    for inviter_id, phone in (
+        Referral.objects.filter(inviter_id__in=ids)
+        .order_by("created_at", "invitee_id")
+        .values_list("inviter_id", "invitee__phone")
+    ):
+        refs[inviter_id].append(phone)
+    return [_profile(row, refs[row["id"]]) for row in rows]
+
+
+PROFILE_FIELDS = _PROFILE_FIELDS

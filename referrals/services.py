@@ -1,0 +1,108 @@
+from django.db import IntegrityError, connection, transaction
+
+from accounts.models import User
+from project.db import LOCK_REFERRALS, advisory_xact_lock
+from project.exceptions import ApplicationError
+
+from .codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
+from .models import Referral
+
+FIELD = "my_inviter"
+
+# Walks up from the proposed inviter through their inviters; hits the user iff the link
+# would close a cycle. UNION (not UNION ALL) stops on a cycle already in the data.
+_CYCLE_SQL = f"""
+WITH RECURSIVE chain(id) AS (
+    SELECT inviter_id FROM {Referral._meta.db_table} WHERE invitee_id = %s
+    UNION
+    SELECT r.inviter_id FROM {Referral._meta.db_table} r JOIN chain ON r.invitee_id = chain.id
+)
+SELECT 1 FROM chain WHERE id = %s LIMIT 1
+"""
+
+
+def ref_code_clean(code) -> str:
+    """The canonical (lower-case) form of a typed code; ApplicationError if it cannot be one."""
+    if not isinstance(code, str) or not code.strip():
+        raise ApplicationError("Enter your inviter's referral code.", field=FIELD)
+    code = code.strip().lower()
+    if len(code) != REF_CODE_LENGTH or any(ch not in REF_CODE_ALPHABET for ch in code):
+        raise ApplicationError("No user has this referral code.", field=FIELD)
+    return code
+
+
+def would_close_cycle(*, user_id: int, inviter_id: int) -> bool:
+    """True when `user_id` is `inviter_id` or one of the people above them (one recursive query)."""
+    if user_id == inviter_id:
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(_CYCLE_SQL, [inviter_id, user_id])
+        return cursor.fetchone() is not None
+
+
+def inviter_check(*, user_id: int, code, replace: bool = False) -> User:
+    """Apply every inviter rule without writing; return the inviter. Forms use it to show the
+    error next to the field; `inviter_set` runs it again under the lock."""
+    code = ref_code_clean(code)
+    if not replace and Referral.objects.filter(invitee_id=user_id).exists():
+        raise ApplicationError("You have already entered an inviter's code.", field=FIELD)
+    inviter = User.objects.filter(ref_code=code).first()
+    if inviter is None:
+        raise ApplicationError("No user has this referral code.", field=FIELD)
+    if inviter.pk == user_id:
+        raise ApplicationError("You cannot enter your own referral code.", field=FIELD)
+    if would_close_cycle(user_id=user_id, inviter_id=inviter.pk):
+        raise ApplicationError("This code belongs to someone you invited (directly or through others).", field=FIELD)
+    return inviter
+
+
+def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
+    """Link `user_id` to the owner of referral code `code`.
+
+    Rules: set once (staff may `replace`); not the user's own code; the code must exist;
+    no cycle of any length. The check and the insert run under one transaction-level
+    advisory lock, so concurrent requests are serialised and the loser gets the rule's
+    message. Returns the inviter.
+    """
+    ref_code_clean(code)  # bad input fails before taking the lock
+    try:
+        with transaction.atomic():
+            advisory_xact_lock(LOCK_REFERRALS)
+            inviter = inviter_check(user_id=user_id, code=code, replace=replace)
+            if replace:
+                Referral.objects.filter(invitee_id=user_id).delete()
+            Referral.objects.create(invitee_id=user_id, inviter=inviter)
+    except IntegrityError as exc:
+        # Only reachable if a writer bypassed the lock; the constraints still hold.
+        raise ApplicationError("You have already entered an inviter's code.", field=FIELD) from exc
+    return inviter
+
+
+def inviter_clear(*, user_id: int) -> None:
+    """Remove the inviter link (staff only)."""
+    with transaction.atomic():
+        advisory_xact_lock(LOCK_REFERRALS)
+        Referral.objects.filter(invitee_id=user_id).delete()
+
+
+_UNSET = object()
+
+
+def profile_update(*, user: User, phone=None, is_active=None, my_inviter=_UNSET) -> None:
+    """Staff edit of a profile: phone, is_active, and the inviter (a code, or None to clear).
+
+    The inviter goes through `inviter_set`, so every rule but "set once" holds here too.
+    """
+    from accounts.services import user_update
+
+    with transaction.atomic():
+        user_update(user=user, phone=phone, is_active=is_active)
+        if my_inviter is None:
+            inviter_clear(user_id=user.pk)
+        elif my_inviter is not _UNSET:
+            inviter_set(user_id=user.pk, code=my_inviter, replace=True)
+
+
+def user_delete(*, user: User) -> None:
+    """Delete a user; the people they invited stay, without an inviter."""
+    user.delete()

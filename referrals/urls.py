@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import apis
+
+api_urlpatterns = [
+    path("my_profile/", apis.MyProfileApi.as_view(), name="my-profile"),
+    path("all_profiles/", apis.ProfileListApi.as_view(), name="all-profiles"),
+    path("all_profiles/<int:pk>/", apis.ProfileDetailApi.as_view(), name="all-profiles-detail"),
+]

@@ -1,0 +1,32 @@
+import itertools
+
+import factory
+
+from accounts.models import User
+from referrals.models import Referral
+
+_numbers = itertools.count(1_000_000)
+
+
+def phone_next() -> str:
+    """A fresh valid Russian mobile number in E.164."""
+    return f"+7999{next(_numbers):07d}"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+
+    phone = factory.LazyFunction(phone_next)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return model_class.objects.create_user(*args, **kwargs)
+
+
+class ReferralFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Referral
+
+    invitee = factory.SubFactory(UserFactory)
+    inviter = factory.SubFactory(UserFactory)
