@@ -9,6 +9,7 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from project.exceptions import ApplicationError
+from project.serializers import StrictCharField
 
 from .services import client_ip, code_request, code_verify
 
@@ -36,7 +37,7 @@ class SignupApi(APIView):
 
     @extend_schema_serializer(component_name="SignupInput")
     class InputSerializer(serializers.Serializer):
-        phone = serializers.CharField(max_length=64, help_text='Any spelling, e.g. "+7 (999) 123-45-67".')
+        phone = StrictCharField(max_length=64, help_text='Any spelling, e.g. "+7 (999) 123-45-67".')
 
     @extend_schema_serializer(component_name="SignupOutput")
     class OutputSerializer(serializers.Serializer):
@@ -70,13 +71,13 @@ class TokenApi(APIView):
 
     @extend_schema_serializer(component_name="TokenInput")
     class InputSerializer(serializers.Serializer):
-        phone = serializers.CharField(max_length=64)
-        confirmation_code = serializers.CharField(max_length=16)
+        phone = StrictCharField(max_length=64)
+        confirmation_code = StrictCharField(max_length=16)
 
     @extend_schema_serializer(component_name="TokenOutput")
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField(help_text="Access JWT: send as `Authorization: Bearer <token>`.")
-        refresh = serializers.CharField()
+        refresh = StrictCharField()
 
     @extend_schema(
         operation_id="auth_token",
@@ -98,7 +99,7 @@ class TokenRefreshApi(APIView):
 
     @extend_schema_serializer(component_name="TokenRefreshInput")
     class InputSerializer(serializers.Serializer):
-        refresh = serializers.CharField()
+        refresh = StrictCharField()
 
     @extend_schema(
         operation_id="auth_token_refresh",
@@ -124,7 +125,7 @@ class LogoutApi(APIView):
 
     @extend_schema_serializer(component_name="LogoutInput")
     class InputSerializer(serializers.Serializer):
-        refresh = serializers.CharField()
+        refresh = StrictCharField()
 
     @extend_schema(
         operation_id="auth_logout",

@@ -7,6 +7,8 @@ from django.db.models.lookups import Exact
 
 from referrals.codes import REF_CODE_LENGTH, ref_code_generate
 
+from .fields import PhoneField
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -54,7 +56,7 @@ class UserManager(BaseUserManager):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person. The phone number (E.164) is the login; there is no username."""
 
-    phone = models.CharField("phone", max_length=16, unique=True)
+    phone = PhoneField("phone", unique=True)
     # Shown to the user and typed by the people they invite; matched case-insensitively.
     ref_code = models.CharField("referral code", max_length=REF_CODE_LENGTH, unique=True, default=ref_code_generate)
     is_active = models.BooleanField(default=True)

@@ -1,0 +1,235 @@
+"""The login-code rules of DESIGN.md, through the API a client uses."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import PhoneCode, User
+from accounts.services import code_hash
+
+SIGNUP = "/api/v1/auth/signup/"
+TOKEN = "/api/v1/auth/token/"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fake_delivery(settings):
+    settings.OTP_FAKE_DELIVERY = True
+
+
+def signup(api, phone="+79991234567", **extra):
+    return api.post(SIGNUP, {"phone": phone}, format="json", **extra)
+
+
+def login(api, phone, code):
+    return api.post(TOKEN, {"phone": phone, "confirmation_code": code}, format="json")
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10_000:04d}"
+
+
+@pytest.mark.parametrize("spelling", ["+7 (999) 123-45-67", "89991234567", "+79991234567", "8 999 123 45 67"])
+def test_it_normalises_every_spelling_to_e164(api, spelling):
+    answer = signup(api, spelling)
+    assert answer.status_code == 200
+    assert answer.json()["phone"] == "+79991234567"
+
+
+def test_several_spellings_log_into_one_user(api, settings):
+    settings.OTP_RESEND_COOLDOWN_S = 0
+    for spelling in ["+7 (999) 123-45-67", "89991234567", "+79991234567"]:
+        code = signup(api, spelling).json()["confirmation_code"]
+        assert login(api, spelling, code).status_code == 200
+    assert User.objects.filter(phone="+79991234567").count() == 1
+    assert User.objects.count() == 1
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "123", "+7999", "+7999123456789012", "9" * 500, "+999123"])
+def test_it_rejects_an_invalid_phone_with_a_message(api, bad):
+    answer = signup(api, bad)
+    assert answer.status_code == 400
+    assert answer.json()["phone"][0]
+
+
+@pytest.mark.parametrize("body", [{}, {"phone": None}, {"phone": 79991234567}, {"phone": ["+79991234567"]}, [], "x"])
+def test_it_answers_400_to_a_body_without_a_usable_phone(api, body):
+    answer = api.post(SIGNUP, body, format="json")
+    assert answer.status_code == 400
+
+
+def test_the_code_is_four_digits_and_only_its_hmac_is_stored(api):
+    code = signup(api).json()["confirmation_code"]
+    assert len(code) == 4 and code.isdigit()
+    challenge = PhoneCode.objects.get()
+    assert code not in challenge.code_hash
+    assert challenge.code_hash == code_hash(phone="+79991234567", code=code)
+
+
+def test_the_code_is_not_in_the_answer_without_fake_delivery(api, settings):
+    settings.OTP_FAKE_DELIVERY = False
+    answer = signup(api)
+    assert answer.status_code == 200
+    assert "confirmation_code" not in answer.json()
+
+
+def test_login_gives_a_jwt_pair_and_creates_the_user_once(api):
+    code = signup(api).json()["confirmation_code"]
+    answer = login(api, "89991234567", code)
+    assert answer.status_code == 200
+    assert set(answer.json()) == {"token", "refresh"}
+    user = User.objects.get()
+    assert user.phone == "+79991234567"
+    assert len(user.ref_code) == 6
+    assert not user.has_usable_password()
+
+
+def test_the_token_opens_an_authenticated_endpoint(api):
+    code = signup(api).json()["confirmation_code"]
+    token = login(api, "+79991234567", code).json()["token"]
+    assert api.get("/api/v1/my_profile/").status_code == 401
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    answer = api.get("/api/v1/my_profile/")
+    assert answer.status_code == 200
+    assert answer.json()[0]["phone"] == "+79991234567"
+
+
+def test_a_code_works_only_once(api):
+    code = signup(api).json()["confirmation_code"]
+    assert login(api, "+79991234567", code).status_code == 200
+    again = login(api, "+79991234567", code)
+    assert again.status_code == 400
+    assert "confirmation_code" in again.json()
+
+
+def test_an_expired_code_is_refused(api):
+    code = signup(api).json()["confirmation_code"]
+    PhoneCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    answer = login(api, "+79991234567", code)
+    assert answer.status_code == 400
+    assert User.objects.count() == 0
+
+
+def test_the_code_expires_after_the_configured_lifetime(api, settings):
+    settings.OTP_TTL_S = 120
+    before = timezone.now()
+    signup(api)
+    lifetime = PhoneCode.objects.get().expires_at - before
+    assert timedelta(seconds=119) < lifetime <= timedelta(seconds=121)
+
+
+def test_five_wrong_tries_burn_the_code(api, settings):
+    code = signup(api).json()["confirmation_code"]
+    for _ in range(settings.OTP_MAX_ATTEMPTS):
+        assert login(api, "+79991234567", wrong(code)).status_code == 400
+    burned = login(api, "+79991234567", code)
+    assert burned.status_code == 400
+    assert "Too many wrong tries" in burned.json()["confirmation_code"][0]
+    assert User.objects.count() == 0
+
+
+def test_four_wrong_tries_still_leave_the_right_code_usable(api, settings):
+    code = signup(api).json()["confirmation_code"]
+    for _ in range(settings.OTP_MAX_ATTEMPTS - 1):
+        login(api, "+79991234567", wrong(code))
+    assert login(api, "+79991234567", code).status_code == 200
+
+
+def test_a_malformed_code_is_a_400_and_costs_no_try(api):
+    code = signup(api).json()["confirmation_code"]
+    for bad in ["", "12", "12345", "abcd", "١٢٣٤"]:
+        answer = login(api, "+79991234567", bad)
+        assert answer.status_code == 400
+        assert answer.json()["confirmation_code"]
+    assert PhoneCode.objects.get().attempts == 0
+    assert login(api, "+79991234567", code).status_code == 200
+
+
+def test_only_the_latest_code_counts(api, settings):
+    settings.OTP_RESEND_COOLDOWN_S = 0
+    first = signup(api).json()["confirmation_code"]
+    second = signup(api).json()["confirmation_code"]
+    if first != second:
+        assert login(api, "+79991234567", first).status_code == 400
+    assert login(api, "+79991234567", second).status_code == 200
+
+
+def test_a_new_code_within_the_cooldown_is_429_with_retry_after(api, settings):
+    assert signup(api).status_code == 200
+    again = signup(api, "8 999 123-45-67")
+    assert again.status_code == 429
+    retry_after = int(again["Retry-After"])
+    assert 1 <= retry_after <= settings.OTP_RESEND_COOLDOWN_S
+    assert again.json()["detail"]
+
+
+def test_a_new_code_after_the_cooldown_is_sent(api, settings):
+    signup(api)
+    PhoneCode.objects.update(created_at=timezone.now() - timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S + 1))
+    assert signup(api).status_code == 200
+
+
+def test_the_hourly_cap_per_phone_is_429_until_the_oldest_leaves_the_window(api, settings):
+    settings.OTP_RESEND_COOLDOWN_S = 0
+    for _ in range(settings.OTP_SENDS_PER_PHONE_PER_HOUR):
+        assert signup(api).status_code == 200
+    capped = signup(api)
+    assert capped.status_code == 429
+    assert 3500 < int(capped["Retry-After"]) <= 3600
+    PhoneCode.objects.filter(pk=PhoneCode.objects.order_by("created_at").first().pk).update(
+        created_at=timezone.now() - timedelta(hours=1, seconds=1)
+    )
+    assert signup(api).status_code == 200
+
+
+def test_the_hourly_cap_per_ip_counts_different_phones(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 3
+    for i in range(3):
+        assert signup(api, f"+7999000000{i}", REMOTE_ADDR="10.1.2.3").status_code == 200
+    capped = signup(api, "+79990000009", REMOTE_ADDR="10.1.2.3")
+    assert capped.status_code == 429
+    assert int(capped["Retry-After"]) > 0
+    assert signup(api, "+79990000009", REMOTE_ADDR="10.1.2.4").status_code == 200
+
+
+def test_forwarded_for_from_an_untrusted_client_does_not_change_the_counted_ip(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    assert signup(api, "+79990000001", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="1.1.1.1").status_code == 200
+    spoofed = signup(api, "+79990000002", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="2.2.2.2")
+    assert spoofed.status_code == 429
+    assert set(PhoneCode.objects.values_list("ip", flat=True)) == {"10.1.2.3"}
+
+
+def test_forwarded_for_from_a_trusted_proxy_names_the_client(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    assert signup(api, "+79990000001", HTTP_X_FORWARDED_FOR="spoof, 10.0.0.1", **proxy).status_code == 200
+    assert signup(api, "+79990000002", HTTP_X_FORWARDED_FOR="10.0.0.2", **proxy).status_code == 200
+    assert signup(api, "+79990000003", HTTP_X_FORWARDED_FOR="10.0.0.1", **proxy).status_code == 429
+    assert set(PhoneCode.objects.values_list("ip", flat=True)) == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_the_answer_does_not_reveal_whether_a_phone_is_registered(api, settings):
+    settings.OTP_FAKE_DELIVERY = False
+    User.objects.create_user(phone="+79990000001")
+    known = signup(api, "+79990000001")
+    unknown = signup(api, "+79990000002")
+    assert known.status_code == unknown.status_code == 200
+    assert known.json()["detail"] == unknown.json()["detail"]
+    assert set(known.json()) == set(unknown.json())
+
+
+def test_a_disabled_user_cannot_log_in(api):
+    User.objects.create_user(phone="+79991234567", is_active=False)
+    code = signup(api).json()["confirmation_code"]
+    assert login(api, "+79991234567", code).status_code == 400
+
+
+def test_a_login_for_a_phone_without_a_code_is_refused(api):
+    answer = login(api, "+79991234567", "1234")
+    assert answer.status_code == 400
+    assert answer.json()["confirmation_code"]
