@@ -3,7 +3,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.urls import api_urlpatterns as accounts_api
+from accounts.urls import urlpatterns as accounts_pages
 from referrals.urls import api_urlpatterns as referrals_api
+from referrals.urls import urlpatterns as referrals_pages
 
 from . import health
 
@@ -15,4 +17,6 @@ urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("health/", health.health, name="health"),
     path("ready/", health.ready, name="ready"),
+    # The HTML pages (session login): /, /submit/, /my_profile/, /logout/.
+    path("", include(accounts_pages + referrals_pages)),
 ]

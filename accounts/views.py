@@ -1,0 +1,148 @@
+"""The login pages: / (phone) -> /submit/ (code) -> session login; /logout/.
+
+Thin doors into accounts.services, like the API: the same rules, the same messages.
+The browser logs in with a session; the API with a JWT. Neither opens the other.
+"""
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from project.exceptions import ApplicationError, RateLimited
+
+from .forms import CodeForm, PhoneForm
+from .services import client_ip, code_request, code_verify
+
+# The phone waiting for its code, and where to go after login (set by login_required's ?next=).
+SESSION_PHONE = "login_phone"
+SESSION_NEXT = "login_next"
+# Users log in by code, not password; the session remembers this backend for get_user().
+SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+# The pages load only their own CSS and JS: no inline script or style, no third party.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def page(view):
+    """An HTML page: strict CSP, never cached (pages show codes and phone numbers)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+    return never_cache(require_http_methods(["GET", "POST"])(wrapper))
+
+
+def rate_limited_text(exc: RateLimited) -> str:
+    """The service's message, plus how long to wait when it does not say so itself."""
+    if any(ch.isdigit() for ch in exc.message):
+        return exc.message
+    minutes, seconds = divmod(exc.retry_after, 60)
+    wait = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return f"{exc.message} Wait {wait}."
+
+
+def _ip(request) -> str | None:
+    meta = request.META
+    return client_ip(remote_addr=meta.get("REMOTE_ADDR"), forwarded_for=meta.get("HTTP_X_FORWARDED_FOR"))
+
+
+def _safe_next(request, url) -> str | None:
+    """`url` when it points back into this site, else None (no open redirect)."""
+    hosts = {request.get_host()}
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts=hosts, require_https=request.is_secure()):
+        return url
+    return None
+
+
+def _code_sent(request, result) -> None:
+    request.session[SESSION_PHONE] = result.phone
+    messages.success(request, f"We have sent a code to {result.phone}.")
+    if settings.OTP_FAKE_DELIVERY:
+        messages.info(request, f"Fake delivery is on, so here is your code: {result.code}", extra_tags="otp-code")
+
+
+@page
+def home(request):
+    next_url = _safe_next(request, request.GET.get("next"))
+    status = 200
+    if request.method == "POST":
+        form = PhoneForm(request.POST)
+        if form.is_valid():
+            try:
+                result = code_request(phone=form.cleaned_data["phone"], ip=_ip(request))
+            except RateLimited as exc:
+                form.add_error("phone", rate_limited_text(exc))
+                status = 429
+            except ApplicationError as exc:
+                form.add_service_error(exc)
+                status = 400
+            else:
+                _code_sent(request, result)
+                if next_url:
+                    request.session[SESSION_NEXT] = next_url
+                return redirect("code-submit")
+        else:
+            status = 400
+    else:
+        form = PhoneForm()
+    context = {"form": form, "next": next_url, "pending_phone": request.session.get(SESSION_PHONE)}
+    return render(request, "accounts/home.html", context, status=status)
+
+
+@page
+def code_submit(request):
+    phone = request.session.get(SESSION_PHONE)
+    if not phone:
+        messages.warning(request, "Enter your phone number first, then the code we send to it.")
+        return redirect("home")
+    form = CodeForm()
+    resend_error = None
+    status = 200
+    if request.method == "POST" and "resend" in request.POST:
+        try:
+            result = code_request(phone=phone, ip=_ip(request))
+        except RateLimited as exc:
+            resend_error = rate_limited_text(exc)
+            status = 429
+        except ApplicationError as exc:
+            resend_error = exc.message
+            status = 400
+        else:
+            _code_sent(request, result)
+            return redirect("code-submit")
+    elif request.method == "POST":
+        form = CodeForm(request.POST)
+        if form.is_valid():
+            try:
+                user = code_verify(phone=phone, code=form.cleaned_data["confirmation_code"])
+            except ApplicationError as exc:
+                form.add_service_error(exc)
+            else:
+                next_url = _safe_next(request, request.session.pop(SESSION_NEXT, None))
+                del request.session[SESSION_PHONE]
+                login(request, user, backend=SESSION_BACKEND)
+                messages.success(request, f"You are logged in as {user.phone}.")
+                return redirect(next_url or "profile")
+        status = 400
+    context = {"form": form, "phone": phone, "resend_error": resend_error}
+    return render(request, "accounts/code_submit.html", context, status=status)
+
+
+@page
+def logout_view(request):
+    if request.method == "POST":
+        logout(request)
+        messages.info(request, "You have logged out.")
+        return redirect("home")
+    return render(request, "accounts/logout.html")

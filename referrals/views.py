@@ -1,0 +1,35 @@
+"""The profile page: a thin door into referrals.selectors / referrals.services."""
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+
+from accounts.views import page
+from project.exceptions import ApplicationError
+
+from . import selectors, services
+from .forms import InviterForm
+
+
+@login_required
+@page
+def my_profile(request):
+    profile = selectors.profile_get(user_id=request.user.id)
+    if profile is None:  # disabled or deleted since the session began
+        logout(request)
+        return redirect("home")
+    form = InviterForm()
+    status = 200
+    if request.method == "POST":
+        form = InviterForm(request.POST)
+        if form.is_valid():
+            try:
+                inviter = services.inviter_set(user_id=request.user.id, code=form.cleaned_data["my_inviter"])
+            except ApplicationError as exc:
+                form.add_service_error(exc)
+            else:
+                messages.success(request, f"Saved: you were invited by {inviter.phone}.")
+                return redirect("profile")
+        status = 400
+    return render(request, "referrals/my_profile.html", {"profile": profile, "form": form}, status=status)
