@@ -19,6 +19,17 @@ from accounts.models import User
 from . import selectors, services
 
 
+class ReferralCodeField(serializers.CharField):
+    """A referral code as typed: a JSON string only. DRF's CharField would turn 5 into "5"."""
+
+    default_error_messages = {"invalid": 'Enter the referral code as a string, e.g. "abc234".'}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class RefSerializer(serializers.Serializer):
     phone = serializers.CharField()
 
@@ -51,10 +62,15 @@ class MyProfileApi(APIView):
 
     @extend_schema_serializer(component_name="MyProfileInput")
     class InputSerializer(serializers.Serializer):
-        my_inviter = serializers.CharField(max_length=64, help_text="The inviter's referral code.")
+        my_inviter = ReferralCodeField(max_length=64, help_text="The inviter's referral code.")
+
+    @staticmethod
+    def _user_id(request) -> int:
+        # JWTUserIdAuthentication gives a TokenUser whose id is the token's claim, a string.
+        return int(request.user.id)
 
     def _answer(self, request):
-        profile = selectors.profile_get(user_id=request.user.id)
+        profile = selectors.profile_get(user_id=self._user_id(request))
         if profile is None:  # deleted or disabled since the token was issued
             raise NotAuthenticated("User not found or inactive.")
         return Response([_public(profile)])
@@ -74,9 +90,9 @@ class MyProfileApi(APIView):
     )
     def patch(self, request):
         data = _input(self.InputSerializer, request)
-        if selectors.profile_get(user_id=request.user.id) is None:
+        if selectors.profile_get(user_id=self._user_id(request)) is None:
             raise NotAuthenticated("User not found or inactive.")
-        services.inviter_set(user_id=request.user.id, code=data["my_inviter"])
+        services.inviter_set(user_id=self._user_id(request), code=data["my_inviter"])
         return self._answer(request)
 
 
@@ -130,7 +146,7 @@ class ProfileDetailApi(APIView):
     class InputSerializer(serializers.Serializer):
         phone = serializers.CharField(max_length=64, required=False)
         is_active = serializers.BooleanField(required=False)
-        my_inviter = serializers.CharField(
+        my_inviter = ReferralCodeField(
             max_length=64, required=False, allow_null=True, help_text="A referral code, or null to clear."
         )
 

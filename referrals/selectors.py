@@ -39,7 +39,8 @@ def profile_get(*, user_id: int, active_only: bool = True) -> dict | None:
 def profile_list_queryset(*, search: str | None = None):
     users = User.objects.order_by("id")
     if search:
-        search = search.strip()
+        # PostgreSQL text cannot hold NUL: a query string with one would be a 500.
+        search = search.replace("\x00", "").strip()
         users = users.filter(Q(phone__contains=search.lstrip("+")) | Q(ref_code=search.lower()))
     return users
 
