@@ -15,19 +15,15 @@ from rest_framework.views import APIView
 from accounts.apis import ErrorSerializer, _input, _validation_error
 from accounts.authentication import JWTUserIdAuthentication
 from accounts.models import User
+from project.serializers import StrictCharField
 
 from . import selectors, services
 
 
-class ReferralCodeField(serializers.CharField):
-    """A referral code as typed: a JSON string only. DRF's CharField would turn 5 into "5"."""
+class ReferralCodeField(StrictCharField):
+    """A referral code as typed: a JSON string only (DRF's CharField would turn 5 into "5")."""
 
     default_error_messages = {"invalid": 'Enter the referral code as a string, e.g. "abc234".'}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class RefSerializer(serializers.Serializer):
@@ -144,7 +140,7 @@ class ProfileDetailApi(APIView):
 
     @extend_schema_serializer(component_name="ProfileUpdateInput")
     class InputSerializer(serializers.Serializer):
-        phone = serializers.CharField(max_length=64, required=False)
+        phone = StrictCharField(max_length=64, required=False)
         is_active = serializers.BooleanField(required=False)
         my_inviter = ReferralCodeField(
             max_length=64, required=False, allow_null=True, help_text="A referral code, or null to clear."
