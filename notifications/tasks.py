@@ -1,34 +1,29 @@
-import random
+"""Celery tasks: thin doors into notifications.services.
+
+Retries are counted on the outbox row (Message.attempts, bounded by OUTBOX_MAX_ATTEMPTS), not by
+Celery, so a message re-published by the sweeper keeps its count; hence max_retries=None here.
+"""
 
 from celery import shared_task
 
-from .backends import TransientError
-from .services import message_deliver
-
-# Retries of transient errors: exponential backoff with full jitter, capped.
-MAX_RETRIES = 8
-BACKOFF_BASE_S = 2
-BACKOFF_CAP_S = 600
+from .services import message_deliver, message_sweep
 
 
-def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
-    delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**retries))
-    if retry_after is not None:
-        delay = max(delay, float(retry_after))
-    return delay
-
-
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def message_deliver_task(self, message_id: int) -> str:
-    """Deliver outbox row `message_id`; idempotent (the row is claimed first)."""
-    try:
-        return message_deliver(message_id=message_id)
-    except TransientError as exc:
-        if self.request.retries >= self.max_retries:
-            from .services import message_claim, message_mark_failed
+    """Deliver outbox row `message_id`. Idempotent: the row is claimed first.
 
-            message = message_claim(message_id=message_id)
-            if message is not None:
-                message_mark_failed(message=message, error=f"gave up after {self.request.retries + 1} tries: {exc}")
-            return "failed"
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, exc.retry_after)) from exc
+    acks_late + reject_on_worker_lost: a worker killed mid-send leaves the task in Redis and
+    another worker runs it; the row is then still `sending`, so the task waits for the claim's
+    lease (a retry with a countdown) instead of dropping the message.
+    """
+    outcome = message_deliver(message_id=message_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(ignore_result=True)
+def outbox_sweep_task() -> int:
+    """The beat job (see `manage.py outbox_schedule`): re-publish forgotten outbox rows."""
+    return message_sweep()

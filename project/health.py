@@ -25,12 +25,20 @@ def _broker_ok() -> str | None:
 
     if app.conf.task_always_eager:
         return None  # the embedded mode has no broker
+    url = app.conf.broker_write_url or app.conf.broker_url
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=1)
-            client = getattr(conn.default_channel, "client", None)
-            if client is not None:  # Redis connects lazily: ask it something
+        if url.startswith(("redis://", "rediss://")):
+            # One PING on a short-lived connection, one second at most.
+            import redis
+
+            client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+            try:
                 client.ping()
+            finally:
+                client.close()
+        else:
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=1)
     except Exception as exc:
         return f"broker: {exc.__class__.__name__}"
     return None

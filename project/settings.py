@@ -197,7 +197,12 @@ OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
 OTP_RESEND_COOLDOWN_S = env.int("OTP_RESEND_COOLDOWN_S", default=60)
 OTP_SENDS_PER_PHONE_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_HOUR", default=5)
 OTP_SENDS_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_IP_PER_HOUR", default=20)
+# Which backends carry login codes (notifications/backends/). The file backend writes to disk:
+# fine for DEBUG and demos; production names its real channels (sms, email).
 OTP_DELIVERY_BACKENDS = env.list("OTP_DELIVERY_BACKENDS", default=["file"])
+_unknown_backends = set(OTP_DELIVERY_BACKENDS) - {"file", "email", "sms"}
+if _unknown_backends:
+    raise ImproperlyConfigured(f"OTP_DELIVERY_BACKENDS: unknown {sorted(_unknown_backends)}; use file, email, sms")
 # Addresses of reverse proxies whose X-Forwarded-For is believed (nginx in the stack).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="RU")
@@ -221,13 +226,26 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 # Login codes by e-mail go to <phone digits>@OTP_EMAIL_DOMAIN (an SMS-over-mail gateway).
 OTP_EMAIL_DOMAIN = env.str("OTP_EMAIL_DOMAIN", default="sms.localhost")
+# SMS: smsru (api_id as SMS_API_KEY) or twilio (SMS_API_KEY is "AccountSid:AuthToken",
+# SMS_SENDER the From number). SMS_API_URL overrides the provider's base URL (tests, proxies).
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="smsru")
+if SMS_PROVIDER not in ("smsru", "twilio"):
+    raise ImproperlyConfigured("SMS_PROVIDER must be smsru or twilio")
 SMS_API_URL = env.str("SMS_API_URL", default="")
 SMS_API_KEY = _required("SMS_API_KEY", when="sms" in OTP_DELIVERY_BACKENDS)
 SMS_SENDER = env.str("SMS_SENDER", default="")
-TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
-TELEGRAM_CHAT_ID = env.str("TELEGRAM_CHAT_ID", default="")
+# Messages per second per provider account, shared by all workers (notifications/throttle.py).
+SMS_RATE_PER_S = env.float("SMS_RATE_PER_S", default=5.0)
+# Connect/read timeout of provider HTTP calls (SMS, Telegram), seconds.
+DELIVERY_HTTP_TIMEOUT_S = env.float("DELIVERY_HTTP_TIMEOUT_S", default=10.0)
+# Ops alerts (a permanently failed delivery) go to the Telegram ops chat; on when a bot token is
+# set, and TELEGRAM_ALERTS=1 makes the token and chat id mandatory with DEBUG off.
+TELEGRAM_ALERTS = env.bool("TELEGRAM_ALERTS", default=bool(env.str("TELEGRAM_BOT_TOKEN", default="")))
+TELEGRAM_BOT_TOKEN = _required("TELEGRAM_BOT_TOKEN", when=TELEGRAM_ALERTS)
+TELEGRAM_CHAT_ID = _required("TELEGRAM_CHAT_ID", when=TELEGRAM_ALERTS)
 TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org")
+# Telegram allows about one message per second per chat.
+TELEGRAM_RATE_PER_S = env.float("TELEGRAM_RATE_PER_S", default=1.0)
 PROJECT_NAME = env.str("PROJECT_NAME", default="referral-service")
 
 # --- Celery ---
@@ -258,8 +276,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Seconds a pending outbox row waits before the sweeper re-publishes it.
 OUTBOX_SWEEP_GRACE_S = env.int("OUTBOX_SWEEP_GRACE_S", default=30)
-# A row claimed by a worker that died is claimable again after this lease.
+# How often beat runs the sweeper (written to django-celery-beat by `manage.py outbox_schedule`).
+OUTBOX_SWEEP_INTERVAL_S = env.int("OUTBOX_SWEEP_INTERVAL_S", default=15)
+# A row claimed by a worker that died is claimable again after this lease; longer than any send.
 OUTBOX_CLAIM_LEASE_S = env.int("OUTBOX_CLAIM_LEASE_S", default=60)
+# Transient failures: exponential backoff with jitter, base * 2**attempt capped, then give up.
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+OUTBOX_RETRY_BASE_S = env.float("OUTBOX_RETRY_BASE_S", default=2.0)
+OUTBOX_RETRY_CAP_S = env.float("OUTBOX_RETRY_CAP_S", default=600.0)
+# A worker waits in place for a rate-limit slot up to this long, else re-queues the message.
+OUTBOX_THROTTLE_MAX_WAIT_S = env.float("OUTBOX_THROTTLE_MAX_WAIT_S", default=2.0)
 
 LOGGING = {
     "version": 1,

@@ -6,7 +6,7 @@ import re
 from django.conf import settings
 from django.utils import timezone
 
-from . import PermanentError
+from . import TransientError
 
 
 def send(message) -> str:
@@ -22,5 +22,6 @@ def send(message) -> str:
         # Rename so a reader never sees a half-written file.
         os.replace(tmp, os.path.join(folder, name))
     except OSError as exc:
-        raise PermanentError(f"cannot write {folder}: {exc}") from exc
+        # A full disk or a missing mount is usually fixed by someone; try again later.
+        raise TransientError(f"cannot write {folder}: {exc}") from exc
     return name
