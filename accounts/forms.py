@@ -6,31 +6,33 @@ from accounts.phones import PHONE_INPUT_MAX_LENGTH
 from project.exceptions import ApplicationError
 
 
-class ServiceErrorsMixin:
-    """Puts a service's ApplicationError next to the field it names (or above the form)."""
+class PageForm(forms.Form):
+    """A form of the HTML pages: labels without a colon, and service errors shown in place."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
     def add_service_error(self, exc: ApplicationError) -> None:
         self.add_error(exc.field if exc.field in self.fields else None, exc.message)
 
 
-class PhoneForm(ServiceErrorsMixin, forms.Form):
+class PhoneForm(PageForm):
     phone = forms.CharField(
         label="Phone number",
         max_length=PHONE_INPUT_MAX_LENGTH,
         help_text="Any spelling works, e.g. +7 999 123-45-67 or 8 999 123 45 67.",
         error_messages={"required": "Enter a phone number."},
-        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel", "autofocus": True}),
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"}),
     )
 
 
-class CodeForm(ServiceErrorsMixin, forms.Form):
+class CodeForm(PageForm):
     # Length and digits are checked by code_verify, so the page says what the API says.
     confirmation_code = forms.CharField(
         label="Confirmation code",
         max_length=16,
         help_text="The 4 digits we sent you.",
         error_messages={"required": "Enter the 4-digit code."},
-        widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True, "size": 6}
-        ),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "size": 6}),
     )

@@ -2,10 +2,10 @@
 
 from django import forms
 
-from accounts.forms import ServiceErrorsMixin
+from accounts.forms import PageForm
 
 
-class InviterForm(ServiceErrorsMixin, forms.Form):
+class InviterForm(PageForm):
     my_inviter = forms.CharField(
         label="Your inviter's referral code",
         max_length=64,

@@ -41,7 +41,7 @@ def test_home_shows_a_labelled_phone_form_with_a_csrf_token(client):
     html = response.content.decode()
     assert response.status_code == 200
     assert '<html lang="en">' in html
-    assert '<label for="id_phone">Phone number:</label>' in html
+    assert '<label for="id_phone">Phone number</label>' in html
     assert 'name="phone"' in html
     assert 'name="csrfmiddlewaretoken"' in html
     assert "/static/css/site.css" in html
