@@ -35,6 +35,16 @@ migrate: venv
 worker: venv
 	$(BIN)/celery -A project worker --loglevel=INFO --events --concurrency=$${WORKER_CONCURRENCY:-2}
 
+# The scheduler: the outbox sweeper (its schedule lives in django-celery-beat's tables).
+beat: venv
+	$(MANAGE) outbox_schedule
+	$(BIN)/celery -A project beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+
+# Task monitor on 127.0.0.1:5555; FLOWER_BASIC_AUTH=user:password is required (Flower reads it).
+flower: venv
+	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password" >&2; exit 1; }
+	$(BIN)/celery -A project flower --address=$${FLOWER_ADDRESS:-127.0.0.1} --port=$${FLOWER_PORT:-5555}
+
 schema: venv
 	DEBUG=1 $(MANAGE) spectacular --file schema.yaml --validate --fail-on-warn
 

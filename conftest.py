@@ -104,63 +104,83 @@ def _test_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def _celery_stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    proc.log_file.close()
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db, settings, tmp_path):
+def celery_start(transactional_db, settings, tmp_path):
+    """Start real Celery processes on the test database: `celery_start("worker" | "beat" |
+    "flower", env={...}, args=[...])`. They are stopped at the end of the test.
+
+    `env` adds to the process environment (provider URLs, a private broker...). Each process
+    gets a `log_path`; a worker is returned once it says "ready.", beat once it starts, and
+    flower once its port answers. Tests must commit their rows (transactional_db).
+    """
+    started = []
+
+    def start(kind: str, *, env: dict | None = None, args: list | None = None, name: str | None = None):
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": _test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "SENT_MESSAGES_DIR": str(settings.SENT_MESSAGES_DIR),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DEBUG": "1",
+            **(env or {}),
+        }
+        name = name or f"{kind}{len(started)}"
+        command = [sys.executable, "-m", "celery", "-A", "project", kind]
+        if kind == "worker":
+            command += ["--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle", "-E"]
+            command += ["-n", f"test-{os.getpid()}-{name}@%h"]
+            ready = "ready."
+        elif kind == "beat":
+            command += ["--loglevel=INFO", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+            command += ["--pidfile", str(tmp_path / f"{name}.pid")]
+            ready = "beat: Starting"
+        else:
+            ready = "Visit me at"
+        log_path = tmp_path / f"{name}.log"
+        log = open(log_path, "w")  # noqa: SIM115 (closed by _celery_stop)
+        proc = subprocess.Popen(
+            command + (args or []),
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc.log_file, proc.log_path = log, log_path
+        started.append(proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if ready in log_path.read_text():
+                return proc
+            if proc.poll() is not None:
+                pytest.fail(f"celery {kind} exited:\n" + log_path.read_text())
+            time.sleep(0.1)
+        pytest.fail(f"celery {kind} did not start:\n" + log_path.read_text())
+
+    yield start
+    for proc in reversed(started):
+        _celery_stop(proc)
+
+
+@pytest.fixture
+def celery_worker_process(celery_start):
     """A real `celery worker` process on Redis, using the test database.
 
-    Yields the folder its file backend writes to. Tests that use it must commit their rows
-    (transactional_db) so the worker can see them.
+    Tests that use it must commit their rows (transactional_db) so the worker can see them.
     """
     from project.celery import app
 
     app.control.purge()
-    env = {
-        **os.environ,
-        "DATABASE_URL": _test_database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "SENT_MESSAGES_DIR": str(settings.SENT_MESSAGES_DIR),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DEBUG": "1",
-    }
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "project",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "-E",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if "ready." in (tmp_path / "worker.log").read_text():
-            break
-        if proc.poll() is not None:
-            pytest.fail("celery worker exited:\n" + (tmp_path / "worker.log").read_text())
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("celery worker did not start:\n" + (tmp_path / "worker.log").read_text())
-    proc.log_path = tmp_path / "worker.log"
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
+    return celery_start("worker", name="worker")

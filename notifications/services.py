@@ -271,7 +271,7 @@ def ops_notify(*, status: str, title: str, commit: str = "", url: str = "", dura
     if commit:
         lines.append(f"Commit: <code>{esc(commit.strip()[:12])}</code>")
     if url:
-        lines.append(f'Link: <a href="{esc(url, quote=True)}">{esc(url)}</a>')
+        lines.append(f'Link: <a href="{esc(url)}">{esc(url)}</a>')
     if duration is not None:
         lines.append(f"Duration: {_duration_text(duration)}")
     body = "\n".join(lines)
