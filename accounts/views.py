@@ -135,7 +135,8 @@ def code_submit(request):
                 messages.success(request, f"You are logged in as {user.phone}.")
                 return redirect(next_url or "profile")
         status = 400
-    context = {"form": form, "phone": phone, "resend_error": resend_error}
+    ttl_minutes = max(1, round(settings.OTP_TTL_S / 60))
+    context = {"form": form, "phone": phone, "resend_error": resend_error, "ttl_minutes": ttl_minutes}
     return render(request, "accounts/code_submit.html", context, status=status)
 
 
