@@ -40,7 +40,7 @@ def page(view):
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
-    return never_cache(require_http_methods(["GET", "POST"])(wrapper))
+    return never_cache(require_http_methods(["GET", "HEAD", "POST"])(wrapper))
 
 
 def rate_limited_text(exc: RateLimited) -> str:
