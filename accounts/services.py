@@ -60,12 +60,14 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     or not the phone belongs to a user.
     """
     phone = phone_normalize(phone)
-    now = timezone.now()
     with transaction.atomic():
         # Locks so that parallel requests cannot both pass the limits (always phone, then IP).
         advisory_xact_lock(LOCK_OTP_PHONE, phone)
         if ip:
             advisory_xact_lock(LOCK_OTP_IP, ip)
+        # The clock is read under the locks: a request that waited must see the codes issued
+        # while it waited as past, not future (else the cooldown and windows are off).
+        now = timezone.now()
         recent = list(
             PhoneCode.objects.filter(phone=phone, created_at__gt=now - HOUR)
             .order_by("-created_at")

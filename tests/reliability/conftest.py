@@ -1,0 +1,57 @@
+import pytest
+
+from .servers import Gunicorn, PrivatePostgres, PrivateRedis, ProviderStandIn, database_url
+
+
+@pytest.fixture
+def app_server(transactional_db, settings, tmp_path):
+    """`app_server(env={...})`: gunicorn serving the app on the test database (committed rows
+    only: transactional_db). Stopped at the end of the test."""
+    from django.db import connection
+
+    started = []
+
+    def start(*, env: dict | None = None, **kwargs) -> Gunicorn:
+        base = {
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "SENT_MESSAGES_DIR": str(settings.SENT_MESSAGES_DIR),
+            "DEBUG": "0",
+        }
+        server = Gunicorn(tmp_path, {**base, **(env or {})}, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_postgres():
+    cluster = PrivatePostgres().init()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def provider():
+    """`provider(delay=...)`: the SMS provider stand-in (a local HTTP server)."""
+    servers = []
+
+    def start(**kwargs) -> ProviderStandIn:
+        server = ProviderStandIn(**kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,248 @@
+"""Real processes the reliability tests start, stop and kill: gunicorn serving the app, a
+redis-server and a PostgreSQL cluster of their own, and an SMS provider stand-in.
+
+Ports: this suite owns 127.0.0.1:15600-15699 (gunicorn 15601-15609, provider 15610-15619,
+PostgreSQL 15632, Redis 15679).
+"""
+
+import glob
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN_PORTS = range(15601, 15610)
+PROVIDER_PORTS = range(15610, 15620)
+POSTGRES_PORT = 15632
+REDIS_PORT = 15679
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port(ports) -> int:
+    for port in ports:
+        if port_free(port):
+            return port
+    raise RuntimeError(f"no free port in {ports}")
+
+
+def database_url(settings_dict) -> str:
+    """The URL of the database pytest-django made (test_<name>), for child processes."""
+    db = settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _wait(predicate, timeout: float, what: str, proc=None, log_path=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    log = Path(log_path).read_text(errors="replace")[-4000:] if log_path else ""
+    raise RuntimeError(f"{what} did not come up\n{log}")
+
+
+class Gunicorn:
+    """`gunicorn project.wsgi` on a port of ours, with the environment the test gives."""
+
+    def __init__(self, tmp_path, env: dict, workers: int = 2, threads: int = 4, port: int | None = None):
+        self.port = port or free_port(GUNICORN_PORTS)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"gunicorn-{self.port}.log"
+        self.access_log_path = tmp_path / f"gunicorn-{self.port}-access.log"
+        self.env = {**os.environ, "HTTPS": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost", **env}
+        self.workers, self.threads = workers, threads
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "a")  # noqa: SIM115 (closed in stop)
+        command = [sys.executable, "-m", "gunicorn", "project.wsgi:application"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads)]
+        command += ["--access-logfile", str(self.access_log_path), "--timeout", "60", "--graceful-timeout", "5"]
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _wait(self._answers, 30, "gunicorn", self.proc, self.log_path)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.url + "/health/", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.log.close()
+        self.proc = None
+
+    def logs(self) -> str:
+        text = self.log_path.read_text(errors="replace")
+        if self.access_log_path.exists():
+            text += self.access_log_path.read_text(errors="replace")
+        return text
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, to stop and start again while the app runs."""
+
+    def __init__(self, tmp_path, port: int = REDIS_PORT):
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.dir = tmp_path
+        self.proc = None
+
+    def start(self):
+        if not port_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken")
+        binary = shutil.which("redis-server") or "redis-server"
+        self.proc = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait(lambda: not port_free(self.port), 10, "redis-server", self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed")
+    return found[-1]
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster (initdb in a temp folder, run as the `postgres` OS user
+    when we are root), so a test may restart the database under a running app."""
+
+    def __init__(self, port: int = POSTGRES_PORT):
+        self.port = port
+        self.dir = Path(tempfile.mkdtemp(prefix="reliability-pg-"))
+        self.data = self.dir / "data"
+        self.log_path = self.dir / "postgres.log"
+        self.url = f"postgres://postgres@127.0.0.1:{port}/app"
+
+    def _run(self, *command, check=True):
+        if os.geteuid() == 0:
+            command = ("runuser", "-u", "postgres", "--", *command)
+        return subprocess.run(command, check=check, capture_output=True, text=True, timeout=120)
+
+    def init(self):
+        if not port_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken")
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
+        self.start()
+        self._run(_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "app")
+        return self
+
+    def _ctl(self, action: str, *extra):
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off"
+        return self._run(
+            _pg_bin("pg_ctl"), action, "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", *extra
+        )
+
+    def start(self):
+        self._ctl("start")
+
+    def restart(self):
+        self._ctl("restart", "-m", "fast")
+
+    def stop(self):
+        if (self.data / "postmaster.pid").exists():
+            self._run(_pg_bin("pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w", check=False)
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ProviderStandIn:
+    """An SMS.ru-shaped HTTP server that counts the requests it gets per message.
+
+    Each message's text carries a tag (`msg-<n>`); `counts` maps tag -> requests seen. It holds
+    every answer for `delay` seconds, so a test can kill the worker while a request is in
+    flight (`in_flight` is the tag being answered, None between requests).
+    """
+
+    TAG = re.compile(r"msg-\d+")
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.counts: Counter = Counter()
+        self.answered: Counter = Counter()
+        self.in_flight: set = set()
+        self.lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                form = {k: v[0] for k, v in parse_qs(body).items()}
+                match = stand_in.TAG.search(form.get("msg", ""))
+                tag = match.group(0) if match else "?"
+                with stand_in.lock:
+                    stand_in.counts[tag] += 1
+                    stand_in.in_flight.add(tag)
+                time.sleep(stand_in.delay)
+                to = form.get("to", "")
+                data = f'{{"status": "OK", "sms": {{"{to}": {{"status": "OK", "sms_id": "{tag}"}}}}}}'.encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    with stand_in.lock:
+                        stand_in.answered[tag] += 1
+                except OSError:
+                    pass  # the worker died while we held the answer
+                finally:
+                    with stand_in.lock:
+                        stand_in.in_flight.discard(tag)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port(PROVIDER_PORTS)), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
