@@ -40,6 +40,16 @@ def would_close_cycle(*, user_id: int, inviter_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
+def referrals_lock() -> None:
+    """Serialise every change of inviter links until the transaction ends.
+
+    A transaction that also writes the user's row (a staff edit of phone and inviter) must take
+    it BEFORE that write: inserting a link waits on the user's row, so the other order
+    deadlocks with a concurrent `inviter_set` for the same user. Re-entrant.
+    """
+    advisory_xact_lock(LOCK_REFERRALS)
+
+
 def inviter_check(*, user_id: int, code, replace: bool = False) -> User:
     """Apply every inviter rule without writing; return the inviter. Forms use it to show the
     error next to the field; `inviter_set` runs it again under the lock."""
@@ -67,21 +77,23 @@ def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
     ref_code_clean(code)  # bad input fails before taking the lock
     try:
         with transaction.atomic():
-            advisory_xact_lock(LOCK_REFERRALS)
+            referrals_lock()
             inviter = inviter_check(user_id=user_id, code=code, replace=replace)
             if replace:
                 Referral.objects.filter(invitee_id=user_id).delete()
             Referral.objects.create(invitee_id=user_id, inviter=inviter)
     except IntegrityError as exc:
-        # Only reachable if a writer bypassed the lock; the constraints still hold.
-        raise ApplicationError("You have already entered an inviter's code.", field=FIELD) from exc
+        # The inviter (or the user) was deleted meanwhile, or a writer bypassed the lock: the
+        # constraints held. Name the rule that now fails, if one does.
+        inviter_check(user_id=user_id, code=code, replace=replace)
+        raise ApplicationError("The inviter could not be saved. Please try again.", field=FIELD) from exc
     return inviter
 
 
 def inviter_clear(*, user_id: int) -> None:
     """Remove the inviter link (staff only)."""
     with transaction.atomic():
-        advisory_xact_lock(LOCK_REFERRALS)
+        referrals_lock()
         Referral.objects.filter(invitee_id=user_id).delete()
 
 
@@ -96,6 +108,8 @@ def profile_update(*, user: User, phone=None, is_active=None, my_inviter=_UNSET)
     from accounts.services import user_update
 
     with transaction.atomic():
+        if my_inviter is not _UNSET:
+            referrals_lock()  # before the user's row is written: see referrals_lock
         user_update(user=user, phone=phone, is_active=is_active)
         if my_inviter is None:
             inviter_clear(user_id=user.pk)

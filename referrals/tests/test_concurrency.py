@@ -1,0 +1,189 @@
+"""Concurrent requests cannot race past the inviter rules.
+
+Real threads, each with its own PostgreSQL connection, on committed data (transactional_db).
+The Django test client raises an exception for a 500, so an error there shows up as an
+exception in the results, never as a silent pass.
+"""
+
+import threading
+from unittest import mock
+
+import pytest
+from django.db import connection, transaction
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts import services as account_services
+from referrals import services
+from referrals.models import Referral
+from tests.factories import UserFactory
+from tests.utils import wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+MY_PROFILE = "/api/v1/my_profile/"
+JOIN_TIMEOUT_S = 60
+
+
+def _client_for(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+def _in_thread(fn, results, index, barrier=None, name=None):
+    def run():
+        try:
+            if barrier is not None:
+                barrier.wait(timeout=JOIN_TIMEOUT_S)
+            results[index] = fn()
+        except Exception as exc:  # recorded, and the test fails on it
+            results[index] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True, name=name)
+    thread.start()
+    return thread
+
+
+def _race(*fns):
+    """Run fns at the same moment in their own threads; return what each returned or raised."""
+    results = [None] * len(fns)
+    barrier = threading.Barrier(len(fns))
+    threads = [_in_thread(fn, results, i, barrier) for i, fn in enumerate(fns)]
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT_S)
+    assert not any(t.is_alive() for t in threads), "a request hung (deadlock?)"
+    return results
+
+
+def _patch(client, code):
+    def call():
+        answer = client.patch(MY_PROFILE, {"my_inviter": code}, format="json")
+        return answer.status_code, answer.json()
+
+    return call
+
+
+def _statuses(results):
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, f"requests failed: {errors!r}"
+    return sorted(status for status, _ in results)
+
+
+def test_twenty_concurrent_patches_with_different_codes_give_one_200_and_nineteen_400s():
+    user = UserFactory()
+    inviters = [UserFactory() for _ in range(20)]
+    clients = [_client_for(user) for _ in inviters]
+
+    results = _race(*[_patch(c, i.ref_code) for c, i in zip(clients, inviters, strict=True)])
+
+    assert _statuses(results) == [200] + [400] * 19
+    winner = next(body for status, body in results if status == 200)[0]["my_inviter"]
+    for status, body in results:
+        if status == 400:
+            assert body == {"my_inviter": ["You have already entered an inviter's code."]}
+    assert list(Referral.objects.filter(invitee=user).values_list("inviter__phone", flat=True)) == [winner]
+
+
+def test_two_users_setting_each_other_at_once_exactly_one_wins_every_time():
+    repetitions = 25
+    for _ in range(repetitions):
+        a, b = UserFactory(), UserFactory()
+        results = _race(_patch(_client_for(a), b.ref_code), _patch(_client_for(b), a.ref_code))
+
+        assert _statuses(results) == [200, 400]
+        loser = next(body for status, body in results if status == 400)
+        assert "invited" in loser["my_inviter"][0]
+        links = list(Referral.objects.filter(invitee__in=[a, b]).values_list("invitee_id", "inviter_id"))
+        assert links in ([(a.pk, b.pk)], [(b.pk, a.pk)])
+
+
+def test_three_users_closing_a_triangle_at_once_leave_no_cycle():
+    for _ in range(10):
+        a, b, c = UserFactory(), UserFactory(), UserFactory()
+        results = _race(
+            _patch(_client_for(a), b.ref_code),
+            _patch(_client_for(b), c.ref_code),
+            _patch(_client_for(c), a.ref_code),
+        )
+        assert _statuses(results) == [200, 200, 400]
+        assert Referral.objects.filter(invitee__in=[a, b, c]).count() == 2
+
+
+def test_a_staff_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own_patch():
+    """Forces the interleaving that deadlocks when the user row is locked before the referrals lock:
+    the staff request has written the user's phone when the user's own PATCH arrives."""
+    user, staff_choice, user_choice = UserFactory(), UserFactory(), UserFactory()
+    staff, own = _client_for(UserFactory(is_staff=True)), _client_for(user)  # tokens are rows too: make them now
+    phone_written, go_on = threading.Event(), threading.Event()
+    real_user_update = account_services.user_update
+
+    def user_update_then_pause(**kwargs):
+        result = real_user_update(**kwargs)
+        if threading.current_thread().name == "staff":
+            phone_written.set()
+            go_on.wait(JOIN_TIMEOUT_S)
+        return result
+
+    def staff_patch():
+        answer = staff.patch(
+            f"/api/v1/all_profiles/{user.pk}/",
+            {"phone": "+79995550099", "my_inviter": staff_choice.ref_code},
+            format="json",
+        )
+        return answer.status_code, answer.json()
+
+    results = [None, None]
+    with mock.patch.object(account_services, "user_update", user_update_then_pause):
+        staff_thread = _in_thread(staff_patch, results, 0, name="staff")
+        assert phone_written.wait(JOIN_TIMEOUT_S)
+        user_thread = _in_thread(_patch(own, user_choice.ref_code), results, 1)
+        # The user's request now waits for a lock the staff request holds.
+        wait_for(_another_session_waits_for_a_lock)
+        go_on.set()
+        for thread in (staff_thread, user_thread):
+            thread.join(JOIN_TIMEOUT_S)
+            assert not thread.is_alive(), "a request hung"
+
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert [status for status, _ in results] == [200, 400], results
+    assert results[0][1]["my_inviter"] == staff_choice.phone
+    assert Referral.objects.get(invitee=user).inviter == staff_choice
+
+
+def _another_session_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_an_inviter_deleted_while_their_code_is_entered_gives_a_400_not_a_500():
+    inviter, user = UserFactory(), UserFactory()
+    own = _client_for(user)
+    deleted, go_on = threading.Event(), threading.Event()
+
+    def staff_delete():
+        with transaction.atomic():
+            services.user_delete(user=inviter)
+            deleted.set()
+            go_on.wait(JOIN_TIMEOUT_S)
+
+    results = [None, None]
+    delete_thread = _in_thread(staff_delete, results, 0)
+    assert deleted.wait(JOIN_TIMEOUT_S)
+    patch_thread = _in_thread(_patch(own, inviter.ref_code), results, 1)
+    # The PATCH saw the inviter (the delete is not committed) and now waits on the deleted row.
+    wait_for(_another_session_waits_for_a_lock)
+    go_on.set()
+    for thread in (delete_thread, patch_thread):
+        thread.join(JOIN_TIMEOUT_S)
+        assert not thread.is_alive(), "a request hung"
+
+    assert not isinstance(results[1], Exception), results
+    assert results[1] == (400, {"my_inviter": ["No user has this referral code."]})
+    assert not Referral.objects.exists()
