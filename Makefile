@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 MANAGE := $(PY) manage.py
 
-.PHONY: run test lint worker beat flower migrate schema schema-check superuser clean
+.PHONY: run test lint worker beat flower migrate schema schema-check superuser clean bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,32 @@ flower: venv
 	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password" >&2; exit 1; }
 	$(BIN)/celery -A project flower --address=$${FLOWER_ADDRESS:-127.0.0.1} --port=$${FLOWER_PORT:-5555}
 
+# --- the production-shaped stack without Docker (deploy/stack.sh; README, "Deployment") ---
+# gunicorn, nginx (HTTP, HTTPS with a self-signed certificate) and Flower listen on these ports;
+# state, logs and pid files live in STACK_DIR. `make stack-stop` ends exactly what it started.
+STACK_DIR ?= $(CURDIR)/.stack
+STACK_GUNICORN_PORT ?= 15300
+STACK_HTTP_PORT ?= 15380
+STACK_HTTPS_PORT ?= 15343
+STACK_FLOWER_PORT ?= 15355
+STACK_ENV = STACK_DIR=$(STACK_DIR) STACK_GUNICORN_PORT=$(STACK_GUNICORN_PORT) STACK_HTTP_PORT=$(STACK_HTTP_PORT) \
+	STACK_HTTPS_PORT=$(STACK_HTTPS_PORT) STACK_FLOWER_PORT=$(STACK_FLOWER_PORT) PY=$(CURDIR)/$(PY)
+
+.PHONY: stack stack-stop stack-status deploy-check
+
+stack: venv
+	$(STACK_ENV) deploy/stack.sh start
+
+stack-stop:
+	$(STACK_ENV) deploy/stack.sh stop
+
+stack-status:
+	$(STACK_ENV) deploy/stack.sh status
+
+# Static checks of the deployment files: compose config, hadolint, actionlint, nginx -t, check --deploy.
+deploy-check: venv
+	deploy/validate.sh
+
 schema: venv
 	DEBUG=1 $(MANAGE) spectacular --file schema.yaml --validate --fail-on-warn
 
@@ -52,6 +78,12 @@ schema: venv
 schema-check: venv
 	DEBUG=1 $(MANAGE) spectacular --file .schema.check.yaml --validate --fail-on-warn
 	diff -u schema.yaml .schema.check.yaml && rm -f .schema.check.yaml
+
+# Benchmark, not a test (README, "Performance"): its own database (referrals_bench), Redis db 7,
+# ports 15500-15501. Installs wrk (Debian) when it is missing.
+bench: venv
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

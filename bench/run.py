@@ -1,0 +1,606 @@
+"""`make bench`: seed PostgreSQL, serve the app and a ceiling view with gunicorn, load both with wrk,
+time the OTP pipeline with a real Celery worker, and check the scale cases. Prints a table and
+writes bench/results.json. A benchmark, not a test: it reports numbers and which targets they meet.
+
+Knobs (environment): BENCH_DATABASE_URL, BENCH_BROKER_URL (a Redis db of its own), BENCH_PORT
+(the app; the ceiling is BENCH_PORT+1), BENCH_SECONDS (per wrk run), BENCH_ROUNDS.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+BIN = Path(sys.executable).parent
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/referrals_bench")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/7")
+PORT = int(os.environ.get("BENCH_PORT", "15500"))
+CEILING_PORT = PORT + 1
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+CONNECTIONS = 16
+THREADS = 2
+WORK = Path(tempfile.mkdtemp(prefix="referrals-bench-"))
+SENT_DIR = WORK / "sent"
+
+# One environment for the in-process checks, both gunicorns and the worker. The OTP limits are
+# lifted: the bench sends thousands of codes from one address, which production refuses (429).
+# Access tokens live 2 h so the pre-minted ones outlast the run.
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "project.settings",
+    "DEBUG": "0",
+    "HTTPS": "0",
+    "SECRET_KEY": "bench-only-secret-key-" + "b" * 40,
+    "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    "DATABASE_URL": DATABASE_URL,
+    "CELERY_BROKER_URL": BROKER_URL,
+    "SENT_MESSAGES_DIR": str(SENT_DIR),
+    "OTP_FAKE_DELIVERY": "0",
+    "OTP_DELIVERY_BACKENDS": "file",
+    "OTP_RESEND_COOLDOWN_S": "0",
+    "OTP_SENDS_PER_PHONE_PER_HOUR": "1000000",
+    "OTP_SENDS_PER_IP_PER_HOUR": "1000000000",
+    "JWT_ACCESS_LIFETIME_S": "7200",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(ENV)
+
+# gunicorn: deploy/gunicorn.conf.py when it is there (the production settings), then the bench's
+# own: 2 sync workers, its ports, the access log (formatted as in production) to /dev/null,
+# no control socket.
+GUNICORN_ENV = {"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "1", "GUNICORN_ACCESS_LOG": "/dev/null"}
+# The worker as `make worker` runs it (events on, for Flower), 2 processes, quieter log.
+WORKER_ARGS = ["-A", "project", "worker", "--concurrency=2", "--events", "--loglevel=WARNING"]
+
+started: list[subprocess.Popen] = []
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def start(command: list[str], *, env: dict | None = None, name: str) -> subprocess.Popen:
+    out = open(WORK / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    proc.log_name = name
+    started.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc in started:
+        started.remove(proc)
+
+
+def gunicorn(port: int, settings_module: str, name: str) -> subprocess.Popen:
+    command = [str(BIN / "gunicorn")]
+    conf = ROOT / "deploy" / "gunicorn.conf.py"
+    if conf.exists():
+        command += ["-c", str(conf)]
+    command += [
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "sync",
+        "--no-control-socket",
+        "project.wsgi:application",
+    ]
+    proc = start(command, env={**GUNICORN_ENV, "DJANGO_SETTINGS_MODULE": settings_module}, name=name)
+    path = "/ceiling/" if settings_module == "bench.ceiling" else "/health/"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if http_request("GET", port, path)[0] == 200:
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn {name} exited:\n" + (WORK / f"{name}.log").read_text())
+        time.sleep(0.1)
+    raise SystemExit(f"gunicorn {name} did not answer:\n" + (WORK / f"{name}.log").read_text())
+
+
+def http_request(method: str, port: int, path: str, body: dict | None = None, headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# --- wrk -----------------------------------------------------------------------------------------
+
+
+def wrk(url: str, *, script: str | None = None, args: list | None = None, headers: dict | None = None) -> dict:
+    lua = (BENCH / "lua" / "threads.lua").read_text()
+    if script:
+        lua += (BENCH / "lua" / script).read_text()
+    lua += (BENCH / "lua" / "done.lua").read_text()
+    script_path = WORK / "wrk.lua"
+    script_path.write_text(lua)
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--timeout", "10s", "-s", str(script_path)]
+    for key, value in (headers or {}).items():
+        command += ["-H", f"{key}: {value}"]
+    command.append(url)
+    if args:
+        command += ["--", *[str(a) for a in args]]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(li for li in out.splitlines() if li.startswith("BENCHJSON "))
+    result = json.loads(line.removeprefix("BENCHJSON "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["errors"] = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return result
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+
+def database_create() -> None:
+    import psycopg
+
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def tokens_mint(user_ids) -> list[str]:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from accounts.models import User
+
+    return [str(AccessToken.for_user(User(pk=user_id, is_active=True))) for user_id in user_ids]
+
+
+def count_queries(client, method: str, path: str, body: dict | None = None, token: str | None = None):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    with CaptureQueriesContext(connection) as queries:
+        response = getattr(client, method.lower())(
+            path, data=json.dumps(body) if body is not None else None, content_type="application/json", **headers
+        )
+    return response, len(queries)
+
+
+def http_phase(endpoints) -> list[dict]:
+    """Each endpoint alternates with the ceiling: C E C E C ..., so drift shows in both."""
+    base = f"http://127.0.0.1:{PORT}"
+    ceiling_url = f"http://127.0.0.1:{CEILING_PORT}/ceiling/"
+    rows = []
+    wrk(ceiling_url)  # warm-up: workers import lazily, connections open
+    last_ceiling = wrk(ceiling_url)
+    for endpoint in endpoints:
+        log(f"  wrk {endpoint['name']}")
+        runs, ceilings = [], [last_ceiling]
+        for _ in range(ROUNDS):
+            args = endpoint["args"]() if callable(endpoint.get("args")) else endpoint.get("args")
+            run = wrk(
+                base + endpoint["path"], script=endpoint.get("script"), args=args, headers=endpoint.get("headers")
+            )
+            if endpoint.get("after"):
+                endpoint["after"](run)
+            runs.append(run)
+            last_ceiling = wrk(ceiling_url)
+            ceilings.append(last_ceiling)
+        rps = statistics.mean(r["rps"] for r in runs)
+        ceiling_rps = statistics.mean(c["rps"] for c in ceilings)
+        rows.append(
+            {
+                "name": endpoint["name"],
+                "rps": round(rps, 1),
+                "p50_ms": round(statistics.mean(r["p50_us"] for r in runs) / 1000, 2),
+                "p99_ms": round(max(r["p99_us"] for r in runs) / 1000, 2),
+                "ceiling_rps": round(ceiling_rps, 1),
+                "ratio": round(rps / ceiling_rps, 3),
+                "requests": sum(r["requests"] for r in runs),
+                "errors": sum(r["errors"] for r in runs),
+                "queries": endpoint.get("queries"),
+            }
+        )
+    return rows
+
+
+def otp_phase() -> dict:
+    """A real worker on Redis: answer-to-file latency, then delivery throughput."""
+    from django.db.models import Max, Min
+
+    from notifications.models import Message
+    from notifications.services import message_publish
+    from project.celery import app
+
+    app.control.purge()  # the HTTP phase queued thousands of signups nobody delivers
+    if SENT_DIR.exists():
+        shutil.rmtree(SENT_DIR)
+    SENT_DIR.mkdir(parents=True)
+    worker_cmd = [str(BIN / "celery"), *WORKER_ARGS, "-n", f"bench-{os.getpid()}@%h"]
+    worker = start(worker_cmd, name="worker")
+
+    def signup_and_wait(phone: str, timeout: float) -> float:
+        status, body = http_request("POST", PORT, "/api/v1/auth/signup/", {"phone": phone})
+        answered = time.perf_counter()
+        if status != 200:
+            raise SystemExit(f"signup {phone}: {status} {body[:200]!r}")
+        deadline = answered + timeout
+        while True:
+            for name in os.listdir(SENT_DIR):
+                if phone in name and not name.startswith("."):
+                    seen = time.perf_counter()
+                    os.unlink(SENT_DIR / name)  # keep the folder small: listing stays cheap
+                    return seen - answered
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"no file for {phone} after {timeout} s:\n" + (WORK / "worker.log").read_text())
+            time.sleep(0.0002)
+
+    for i in range(20):  # warm-up: the worker starts, both processes connect
+        signup_and_wait(f"+7993{i:07d}", timeout=60)
+    samples = sorted(signup_and_wait(f"+7992{i:07d}", timeout=10) for i in range(1000))
+    latency = {
+        "signups": len(samples),
+        "p50_ms": round(samples[len(samples) // 2] * 1000, 2),
+        "p99_ms": round(samples[int(len(samples) * 0.99) - 1] * 1000, 2),
+        "max_ms": round(samples[-1] * 1000, 2),
+    }
+    log(f"  latency: {latency}")
+
+    # Throughput: 10,000 rows queued while no worker runs, then 2 worker processes drain them.
+    stop(worker)
+    app.control.purge()
+    total = 10_000
+    rows = Message.objects.bulk_create(
+        Message(channel="file", recipient=f"+7994{i:07d}", body=f"Bench message {i}") for i in range(total)
+    )
+    ids = [row.pk for row in rows]
+    for message_id in ids:
+        message_publish(message_id=message_id)
+    started_at = time.monotonic()
+    worker = start(worker_cmd, name="worker2")
+    sent = 0
+    while time.monotonic() - started_at < 180:
+        sent = Message.objects.filter(pk__in=ids, status=Message.Status.SENT).count()
+        if sent == total:
+            break
+        time.sleep(0.2)
+    wall = time.monotonic() - started_at
+    stop(worker)
+    span = Message.objects.filter(pk__in=ids).aggregate(first=Min("sent_at"), last=Max("sent_at"))
+    seconds = (span["last"] - span["first"]).total_seconds() if sent == total else None
+    files = len(os.listdir(SENT_DIR))
+    throughput = {
+        "messages": total,
+        "delivered": sent,
+        "files": files,
+        "per_s": round((total - 1) / seconds, 1) if seconds else None,
+        "wall_s_with_worker_start": round(wall, 2),
+        "worker_processes": 2,
+    }
+    log(f"  throughput: {throughput}")
+    return {"latency": latency, "throughput": throughput}
+
+
+def timed(fn, repeat: int) -> dict:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return {"median_ms": round(statistics.median(samples) * 1000, 2), "max_ms": round(max(samples) * 1000, 2)}
+
+
+def scale_phase(client, staff_token: str) -> dict:
+    from project.exceptions import ApplicationError
+    from referrals.services import inviter_set, would_close_cycle
+
+    from . import seed
+
+    deepest = seed.CHAIN_ROOT + seed.CHAIN_DEPTH
+    assert would_close_cycle(user_id=seed.CHAIN_ROOT, inviter_id=deepest)
+
+    def rejected():
+        try:
+            inviter_set(user_id=seed.CHAIN_ROOT, code=seed.ref_code_for(deepest))
+        except ApplicationError:
+            return
+        raise AssertionError("the cycle was not refused")
+
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {staff_token}"}
+    pages = {}
+    for page in (1, 2000, 5000):
+        path = f"/api/v1/all_profiles/?page={page}"
+        response = client.get(path, **headers)
+        assert response.status_code == 200, response.content[:200]
+        assert response.json()["count"] == seed.USERS
+        pages[f"page_{page}"] = timed(lambda path=path: client.get(path, **headers), 20)
+    return {
+        "chain_depth": seed.CHAIN_DEPTH,
+        "cycle_query": timed(lambda: would_close_cycle(user_id=seed.CHAIN_ROOT, inviter_id=deepest), 20),
+        "inviter_set_refused": timed(rejected, 20),
+        "all_profiles_100k_in_process": pages,
+    }
+
+
+def main() -> None:
+    t_start = time.monotonic()
+    load_before = os.getloadavg()
+    log(f"bench: database {DATABASE_URL}, broker {BROKER_URL}, ports {PORT}-{CEILING_PORT}, work dir {WORK}")
+    database_create()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    from . import seed
+
+    call_command("migrate", verbosity=0)
+    t0 = time.monotonic()
+    seeded = seed.seed()
+    log(f"seeded {seed.USERS} users in {time.monotonic() - t0:.1f} s")
+
+    # The last 100 PATCH users and token phones are kept for the in-process query counts.
+    patch_tokens = tokens_mint(seeded.patch_ids)
+    (WORK / "patch_tokens.txt").write_text("\n".join(patch_tokens[:-100]) + "\n")
+    token_phones = seeded.token_phones
+    (WORK / "token_phones.txt").write_text("\n".join(token_phones[:-100]) + "\n")
+    zero, hundred, big, staff = tokens_mint([seed.ZERO, seed.HUNDRED, seed.BIG, seed.STAFF])
+
+    # Queries per request, counted in-process (django.test.Client on the same code and database).
+    client = Client()
+    queries = {}
+    for name, token, n_refs in (("my_profile_0", zero, 0), ("my_profile_100", hundred, 100)):
+        response, queries[name] = count_queries(client, "GET", "/api/v1/my_profile/", token=token)
+        assert response.status_code == 200 and len(response.json()[0]["my_refs"]) == n_refs
+    response, queries["my_profile_10000"] = count_queries(client, "GET", "/api/v1/my_profile/", token=big)
+    refs = response.json()[0]["my_refs"]
+    expected = [{"phone": seed.phone_for(i)} for i in range(seed.BIG + 1, seed.BIG + seed.BIG_REFS + 1)]
+    big_correct = response.status_code == 200 and refs == expected
+    response, queries["my_profile_patch"] = count_queries(
+        client, "PATCH", "/api/v1/my_profile/", {"my_inviter": seed.ref_code_for(seed.PATCH_TARGET)}, patch_tokens[-1]
+    )
+    assert response.status_code == 200 and response.json()[0]["my_inviter"] == seed.phone_for(seed.PATCH_TARGET)
+    response, queries["signup"] = count_queries(client, "POST", "/api/v1/auth/signup/", {"phone": "+79950000001"})
+    assert response.status_code == 200, response.content
+    response, queries["token"] = count_queries(
+        client, "POST", "/api/v1/auth/token/", {"phone": token_phones[-1], "confirmation_code": seed.TOKEN_CODE}
+    )
+    assert response.status_code == 200, response.content
+    for page, size in ((1, 20), (1, 100), (2000, 20)):
+        response, queries[f"all_profiles_p{page}_size{size}"] = count_queries(
+            client, "GET", f"/api/v1/all_profiles/?page={page}&page_size={size}", token=staff
+        )
+        assert response.status_code == 200 and len(response.json()["results"]) == size
+    response, queries["ready"] = count_queries(client, "GET", "/ready/")
+    assert response.status_code == 200, response.content
+    log(f"queries per request: {queries}")
+
+    scale = scale_phase(client, staff)
+    log(f"scale: {scale}")
+    from django.db import connection
+
+    connection.close()  # the servers and the worker use their own connections
+
+    app_server = gunicorn(PORT, "project.settings", "app")
+    ceiling_server = gunicorn(CEILING_PORT, "bench.ceiling", "ceiling")
+
+    cursor = {"patch": 0, "token": 0, "signup": 0}
+
+    def advance(kind):
+        def after(run):
+            cursor[kind] += run["requests"] + CONNECTIONS * 4  # in flight at the end: unused or not
+
+        return after
+
+    auth = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    endpoints = [
+        {
+            "name": "my_profile GET, 0 refs",
+            "path": "/api/v1/my_profile/",
+            "headers": auth(zero),
+            "queries": queries["my_profile_0"],
+        },
+        {
+            "name": "my_profile GET, 100 refs",
+            "path": "/api/v1/my_profile/",
+            "headers": auth(hundred),
+            "queries": queries["my_profile_100"],
+        },
+        {
+            "name": "my_profile GET, 10,000 refs",
+            "path": "/api/v1/my_profile/",
+            "headers": auth(big),
+            "queries": queries["my_profile_10000"],
+        },
+        {
+            "name": "my_profile PATCH (fresh user)",
+            "path": "/api/v1/my_profile/",
+            "script": "patch.lua",
+            "args": lambda: [WORK / "patch_tokens.txt", cursor["patch"], seed.ref_code_for(seed.PATCH_TARGET), THREADS],
+            "after": advance("patch"),
+            "queries": queries["my_profile_patch"],
+        },
+        {
+            "name": "signup (fresh phone)",
+            "path": "/api/v1/auth/signup/",
+            "script": "signup.lua",
+            "args": lambda: ["+7991", cursor["signup"] * 1_000_000],
+            "after": lambda run: cursor.update(signup=cursor["signup"] + 1),
+            "queries": queries["signup"],
+        },
+        {
+            "name": "token (seeded code)",
+            "path": "/api/v1/auth/token/",
+            "script": "token.lua",
+            "args": lambda: [WORK / "token_phones.txt", cursor["token"], seed.TOKEN_CODE, THREADS],
+            "after": advance("token"),
+            "queries": queries["token"],
+        },
+        {
+            "name": "all_profiles page 1",
+            "path": "/api/v1/all_profiles/?page=1",
+            "headers": auth(staff),
+            "queries": queries["all_profiles_p1_size20"],
+        },
+        {
+            "name": "all_profiles page 2,000",
+            "path": "/api/v1/all_profiles/?page=2000",
+            "headers": auth(staff),
+            "queries": queries["all_profiles_p2000_size20"],
+        },
+        {"name": "/ready/", "path": "/ready/", "queries": queries["ready"]},
+        {"name": "/health/", "path": "/health/", "queries": 0},
+    ]
+    log("HTTP: wrk, 16 connections, 2 threads, alternating with the ceiling")
+    http_rows = http_phase(endpoints)
+    stop(ceiling_server)
+
+    log("OTP pipeline")
+    otp = otp_phase()
+    stop(app_server)
+    connection.close()
+
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {"cores": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg()},
+        "setup": {
+            "users": seed.USERS,
+            "gunicorn": "2 sync workers, deploy/gunicorn.conf.py when present, access log to /dev/null",
+            "wrk": f"{THREADS} threads, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds per endpoint",
+            "otp_limits": "lifted for the bench (OTP_RESEND_COOLDOWN_S=0, per-phone and per-IP limits 1e6+)",
+        },
+        "http": http_rows,
+        "queries": queries,
+        "my_profile_10000_correct": big_correct,
+        "otp": otp,
+        "scale": scale,
+        "seconds": round(time.monotonic() - t_start, 1),
+    }
+    results["targets"] = targets(results)
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+def targets(r: dict) -> list[dict]:
+    http = {row["name"]: row for row in r["http"]}
+    p0, p100, p10k = (http[f"my_profile GET, {n} refs"] for n in ("0", "100", "10,000"))
+    # Per-referral cost: extra latency over the 0-refs answer, per referral returned.
+    per_ref_100 = (p100["p50_ms"] - p0["p50_ms"]) / 100
+    per_ref_10k = (p10k["p50_ms"] - p0["p50_ms"]) / 10_000
+    q = r["queries"]
+    otp = r["otp"]
+    rows = [
+        ("my_profile 100 refs >= 0.30 x ceiling", p100["ratio"], p100["ratio"] >= 0.30),
+        (
+            "my_profile 100 refs >= 0.8 x my_profile 0 refs",
+            round(p100["rps"] / p0["rps"], 3),
+            p100["rps"] >= 0.8 * p0["rps"],
+        ),
+        ("my_profile 10,000 refs correct", r["my_profile_10000_correct"], r["my_profile_10000_correct"]),
+        (
+            "my_profile time per referral at 10,000 <= at 100 (linear or better)",
+            f"{per_ref_10k * 1000:.2f} us vs {per_ref_100 * 1000:.2f} us",
+            per_ref_10k <= max(per_ref_100, 0) * 1.5 or per_ref_10k < 0.01,
+        ),
+        (
+            "my_profile GET queries <= 2",
+            max(q["my_profile_0"], q["my_profile_100"], q["my_profile_10000"]),
+            max(q["my_profile_0"], q["my_profile_100"], q["my_profile_10000"]) <= 2,
+        ),
+        (
+            "all_profiles queries <= 4 (page size 20 and 100, page 2,000)",
+            max(v for k, v in q.items() if k.startswith("all_profiles")),
+            max(v for k, v in q.items() if k.startswith("all_profiles")) <= 4,
+        ),
+        (
+            "signup >= 0.20 x ceiling",
+            http["signup (fresh phone)"]["ratio"],
+            http["signup (fresh phone)"]["ratio"] >= 0.20,
+        ),
+        ("token >= 0.20 x ceiling", http["token (seeded code)"]["ratio"], http["token (seeded code)"]["ratio"] >= 0.20),
+        ("OTP answer-to-file p50 < 20 ms", otp["latency"]["p50_ms"], otp["latency"]["p50_ms"] < 20),
+        ("OTP answer-to-file p99 < 100 ms", otp["latency"]["p99_ms"], otp["latency"]["p99_ms"] < 100),
+        (
+            "file deliveries >= 500/s with 2 worker processes",
+            otp["throughput"]["per_s"],
+            bool(otp["throughput"]["per_s"]) and otp["throughput"]["per_s"] >= 500,
+        ),
+        (
+            "10,000-deep cycle check < 50 ms",
+            r["scale"]["cycle_query"]["median_ms"],
+            r["scale"]["cycle_query"]["median_ms"] < 50,
+        ),
+    ]
+    return [{"target": t, "value": v, "met": bool(m)} for t, v, m in rows]
+
+
+def print_table(r: dict) -> None:
+    head = f"{'endpoint':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ceiling':>8} {'ratio':>6}"
+    head += f" {'SQL/req':>7} {'errors':>6}"
+    print("\n" + head)
+    print("-" * len(head))
+    for row in r["http"]:
+        print(
+            f"{row['name']:32} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+            f"{row['ceiling_rps']:8.0f} {row['ratio']:6.3f} {row['queries']!s:>7} {row['errors']:6d}"
+        )
+    lat, thr = r["otp"]["latency"], r["otp"]["throughput"]
+    print(
+        f"\nOTP answer-to-file over {lat['signups']} signups: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
+        f"max {lat['max_ms']} ms"
+    )
+    print(f"File delivery, {thr['messages']} queued, 2 worker processes: {thr['per_s']} messages/s")
+    s = r["scale"]
+    print(
+        f"Cycle check on the {s['chain_depth']}-deep chain: {s['cycle_query']['median_ms']} ms (one query); "
+        f"inviter_set refusing it: {s['inviter_set_refused']['median_ms']} ms"
+    )
+    pages = ", ".join(f"{k} {v['median_ms']} ms" for k, v in s["all_profiles_100k_in_process"].items())
+    print(f"all_profiles over 100,000 users, in-process: {pages}")
+    print("\nTargets:")
+    for t in r["targets"]:
+        print(f"  [{'met' if t['met'] else 'NOT MET'}] {t['target']}: {t['value']}")
+    print(f"\nload average before {r['machine']['load_before']}, after {r['machine']['load_after']}; {r['seconds']} s")
+    print(f"written: {BENCH / 'results.json'}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for proc in list(started):
+            stop(proc)
+        shutil.rmtree(WORK, ignore_errors=True)

@@ -1,0 +1,97 @@
+"""Seed the benchmark database with COPY: 100,000 users and the referral shapes the bench needs.
+
+Runs inside a configured Django (bench/run.py). Ids are fixed so the bench knows who is
+who (the constants below).
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import PhoneCode, User
+from accounts.services import code_hash
+from referrals.codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
+from referrals.models import Referral
+
+USERS = 100_000
+STAFF = 1  # all_profiles caller
+ZERO = 2  # no referrals
+HUNDRED = 3  # 100 referrals: users 4..103
+BIG = 104  # 10,000 referrals: users 105..10,104
+BIG_REFS = 10_000
+CHAIN_ROOT = BIG + BIG_REFS + 1  # 10,105; the chain goes down 10,000 links to CHAIN_ROOT + 10,000
+CHAIN_DEPTH = 10_000
+PATCH_TARGET = CHAIN_ROOT + CHAIN_DEPTH + 1  # the inviter every PATCH user enters
+PATCH_FIRST = PATCH_TARGET + 1  # fresh users (no inviter) for PATCH my_profile
+PATCH_USERS = 30_000
+TOKEN_FIRST = PATCH_FIRST + PATCH_USERS  # existing users with a seeded login code, to the end
+TOKEN_CODE = "1234"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    patch_ids: list
+    token_phones: list
+
+
+def phone_for(user_id: int) -> str:
+    return f"+7900{user_id:07d}"
+
+
+def ref_code_for(user_id: int) -> str:
+    """A unique code per id: the id written in the code alphabet (31**6 is far above 100,000)."""
+    base = len(REF_CODE_ALPHABET)
+    digits = []
+    n = user_id
+    for _ in range(REF_CODE_LENGTH):
+        n, d = divmod(n, base)
+        digits.append(REF_CODE_ALPHABET[d])
+    return "".join(reversed(digits))
+
+
+def _links():
+    """(invitee, inviter) pairs."""
+    for invitee in range(HUNDRED + 1, HUNDRED + 101):
+        yield invitee, HUNDRED
+    for invitee in range(BIG + 1, BIG + BIG_REFS + 1):
+        yield invitee, BIG
+    for depth in range(1, CHAIN_DEPTH + 1):
+        yield CHAIN_ROOT + depth, CHAIN_ROOT + depth - 1
+
+
+def seed() -> Seeded:
+    now = timezone.now()
+    start = now - timedelta(days=30)
+    user_table = User._meta.db_table
+    with connection.cursor() as cursor:
+        pg = cursor.cursor  # psycopg's own cursor: COPY
+        columns = "id, password, is_superuser, phone, ref_code, is_active, is_staff, created_at"
+        with pg.copy(f"COPY {user_table} ({columns}) FROM STDIN") as copy:
+            for user_id in range(1, USERS + 1):
+                staff = user_id == STAFF
+                copy.write_row(
+                    (
+                        user_id,
+                        "!bench-unusable",
+                        staff,
+                        phone_for(user_id),
+                        ref_code_for(user_id),
+                        True,
+                        staff,
+                        start + timedelta(seconds=user_id),
+                    )
+                )
+        with pg.copy(f"COPY {Referral._meta.db_table} (invitee_id, inviter_id, created_at) FROM STDIN") as copy:
+            for n, (invitee, inviter) in enumerate(_links()):
+                copy.write_row((invitee, inviter, start + timedelta(seconds=n)))
+        token_phones = [phone_for(user_id) for user_id in range(TOKEN_FIRST, USERS + 1)]
+        expires = now + timedelta(days=1)
+        columns = "phone, code_hash, created_at, expires_at, attempts"
+        with pg.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for phone in token_phones:
+                copy.write_row((phone, code_hash(phone=phone, code=TOKEN_CODE), now, expires, 0))
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{user_table}', 'id'), {USERS})")
+        cursor.execute("ANALYZE")
+    return Seeded(patch_ids=list(range(PATCH_FIRST, PATCH_FIRST + PATCH_USERS)), token_phones=token_phones)
