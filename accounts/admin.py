@@ -6,7 +6,7 @@ from django.db.models import Count
 
 from project.exceptions import ApplicationError
 from referrals.models import Referral
-from referrals.services import inviter_check, inviter_clear, inviter_set, ref_code_clean
+from referrals.services import inviter_check, inviter_clear, inviter_set, ref_code_clean, referrals_lock
 
 from .models import PhoneCode, User
 from .phones import phone_normalize
@@ -92,6 +92,9 @@ class UserAdmin(BaseUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "password1", "password2")}),)
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # a new user has invited no one
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_refs=Count("referrals_made", distinct=True))
 
@@ -105,8 +108,11 @@ class UserAdmin(BaseUserAdmin):
         return obj._refs
 
     def save_model(self, request, obj, form, change):
+        inviter_changed = change and "inviter_code" in form.changed_data
+        if inviter_changed:
+            referrals_lock()  # before the user's row is written: see referrals_lock
         super().save_model(request, obj, form, change)
-        if not change or "inviter_code" not in form.changed_data:
+        if not inviter_changed:
             return
         code = form.cleaned_data.get("inviter_code")
         if code:
