@@ -6,7 +6,7 @@ Every knob comes from the environment so one image fits any host (docs.gunicorn.
 import os
 
 # Inside compose only nginx reaches this port; `make stack` binds it to 127.0.0.1.
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")  # noqa: S104 (the container's own interface)
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # A request slower than this is killed and its worker replaced.
@@ -30,7 +30,8 @@ access_log_format = '%({x-forwarded-for}i)s %(h)s "%(r)s" %(s)s %(b)s "%(a)s" %(
 # (SECURE_PROXY_SSL_HEADER). gunicorn believes the header only from these peers.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # The worker heartbeat files live in memory: /tmp in a container may be a slow overlay.
-worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else None)
+_shm = "/dev/shm"  # noqa: S108 (a memory file system, not a shared temp folder)
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _shm if os.path.isdir(_shm) else None)
 # gunicornc's control socket is unused here, and two gunicorns on one host would fight over its path.
 control_socket_disable = True
 # Importing the app before forking shares its memory between workers and fails fast on a bad config.

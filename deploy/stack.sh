@@ -75,6 +75,17 @@ alive() {  # alive NAME: the recorded process still runs (and still leads its ow
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]
 }
 
+group_alive() {  # group_alive PGID: a process of the group still runs (zombies do not count)
+    local p
+    for p in $(pgrep -g "$1" 2>/dev/null); do
+        case $(ps -o stat= -p "$p" 2>/dev/null) in
+            Z* | "") ;;
+            *) return 0 ;;
+        esac
+    done
+    return 1
+}
+
 spawn() {  # spawn NAME CMD…: a new session (so stop can end its whole group), pid recorded
     local name=$1
     shift
@@ -115,7 +126,8 @@ certificate() {
 
 render_nginx() {  # the values compose gives nginx, but local ports, paths and upstreams
     export NGINX_SERVER_NAME="127.0.0.1 localhost"
-    export NGINX_HTTP_PORT=$STACK_HTTP_PORT NGINX_HTTPS_PORT=$STACK_HTTPS_PORT
+    # Loopback only: this is a test and demo stack, never reachable from the network.
+    export NGINX_HTTP_LISTEN=127.0.0.1:$STACK_HTTP_PORT NGINX_HTTPS_LISTEN=127.0.0.1:$STACK_HTTPS_PORT
     export NGINX_HTTPS_REDIRECT="https://\$host:$STACK_HTTPS_PORT"
     export NGINX_UPSTREAM_WEB=127.0.0.1:$STACK_GUNICORN_PORT NGINX_UPSTREAM_FLOWER=127.0.0.1:$STACK_FLOWER_PORT
     export NGINX_STATIC_ROOT="$ROOT/staticfiles" NGINX_ACME_ROOT="$STACK_DIR/acme"
@@ -160,13 +172,13 @@ start() {
     PATH="$BIN:$PATH" sh deploy/release.sh >&2
     certificate
     render_nginx
-    "$NGINX" -t -q -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf"
+    "$NGINX" -t -q -e "$LOGS/nginx-error.log" -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf"
 
     spawn gunicorn "$BIN/gunicorn" --config deploy/gunicorn.conf.py project.wsgi:application
     spawn worker "$BIN/celery" -A project worker -E --loglevel=INFO --concurrency=2 -n "stack-worker-$$@%h"
     spawn beat "$BIN/celery" -A project beat --loglevel=INFO --pidfile="$RUN/beat.celery.pid"
     spawn flower "$BIN/celery" -A project flower --address=127.0.0.1 --port="$STACK_FLOWER_PORT" --url_prefix=flower
-    spawn nginx "$NGINX" -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf" -g "daemon off;"
+    spawn nginx "$NGINX" -e "$LOGS/nginx-error.log" -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf" -g "daemon off;"
 
     if ! wait_ready; then
         stop
@@ -177,25 +189,38 @@ start() {
 }
 
 stop() {
-    local i name pid
+    local i name pid pids=() names=()
+    # nginx first (no new requests), then the rest; all in parallel. SIGTERM goes to each
+    # leader, which shuts its own children down gracefully (gunicorn's and celery's workers).
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
         name=${SERVICES[$i]}
         [ -f "$RUN/$name.pid" ] || continue
-        pid=$(cat "$RUN/$name.pid")
         if alive "$name"; then
-            # The whole group: gunicorn's and celery's worker children go with their parent.
-            kill -TERM -- "-$pid" 2>/dev/null || true
-            for _ in $(seq 1 100); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.2
-            done
-            if kill -0 "$pid" 2>/dev/null; then
-                log "$name (pid $pid) ignored SIGTERM for 20 s: SIGKILL"
-                kill -KILL -- "-$pid" 2>/dev/null || true
-            fi
-            log "$name stopped (pid $pid)"
+            pid=$(cat "$RUN/$name.pid")
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+            names+=("$name")
+        else
+            rm -f "$RUN/$name.pid"
         fi
-        rm -f "$RUN/$name.pid"
+    done
+    for _ in $(seq 1 100); do
+        local left=0
+        for pid in "${pids[@]}"; do
+            # Done when nothing of its group is left (a leader may exit before its children).
+            if group_alive "$pid"; then left=1; fi
+        done
+        [ $left = 0 ] && break
+        sleep 0.2
+    done
+    for i in "${!pids[@]}"; do
+        pid=${pids[$i]}
+        if group_alive "$pid"; then
+            log "${names[$i]} (group $pid) still runs 20 s after SIGTERM: SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        fi
+        log "${names[$i]} stopped (pid $pid)"
+        rm -f "$RUN/${names[$i]}.pid"
     done
 }
 

