@@ -4,13 +4,21 @@ Services raise these; API views let them through and `api_exception_handler` ans
 HTML views catch `ApplicationError` and show `message` next to the field.
 """
 
+import logging
 import math
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+# A database that is restarting or unreachable is a moment's outage, not a bug in the request:
+# the client is told to come back (503 + Retry-After) instead of getting a 500.
+DATABASE_UNAVAILABLE_RETRY_S = 2
 
 
 class ApplicationError(Exception):
@@ -52,6 +60,13 @@ def api_exception_handler(exc, context):
         if isinstance(exc, RateLimited):
             data = {**data, "retry_after": exc.retry_after}
         return Response(data, status=exc.status_code, headers=headers)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", exc.__class__.__name__)
+        return Response(
+            {"detail": "The service is briefly unavailable. Try again in a moment."},
+            status=503,
+            headers={"Retry-After": str(DATABASE_UNAVAILABLE_RETRY_S)},
+        )
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from .servers import Gunicorn, PrivatePostgres, PrivateRedis, ProviderStandIn, database_url
@@ -55,3 +57,13 @@ def provider():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_http_client_log():
+    """httpx logs every request at INFO; thousands of them bury a failure's output."""
+    logger = logging.getLogger("httpx")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
