@@ -111,7 +111,10 @@ class UserAdmin(BaseUserAdmin):
         inviter_changed = change and "inviter_code" in form.changed_data
         if inviter_changed:
             referrals_lock()  # before the user's row is written: see referrals_lock
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            User.objects.insert_with_fresh_code(obj)
         if not inviter_changed:
             return
         code = form.cleaned_data.get("inviter_code")

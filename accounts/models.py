@@ -17,19 +17,25 @@ class UserManager(BaseUserManager):
         from .phones import phone_normalize
 
         phone = phone_normalize(str(phone))
-        # The referral code is random: on the rare collision, draw again.
+        user = self.model(phone=phone, **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        return self.insert_with_fresh_code(user)
+
+    def insert_with_fresh_code(self, user):
+        """Insert a new user. The referral code is random: on the rare collision, draw again.
+        Used by create_user and by the admin's add form."""
         for attempt in range(10):
-            user = self.model(phone=phone, ref_code=ref_code_generate(), **extra)
-            if password:
-                user.set_password(password)
-            else:
-                user.set_unusable_password()
+            if attempt:
+                user.ref_code = ref_code_generate()
             try:
-                with transaction.atomic():
+                with transaction.atomic(using=self._db):
                     user.save(using=self._db)
                 return user
             except IntegrityError:
-                if attempt == 9 or self.filter(phone=phone).exists():
+                if attempt == 9 or self.filter(phone=user.phone).exists():
                     raise
         raise AssertionError("unreachable")
 

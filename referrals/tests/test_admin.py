@@ -139,6 +139,26 @@ def test_the_add_form_creates_a_user_with_a_code(admin_client):
     assert len(user.ref_code) == 6
 
 
+def test_the_add_form_draws_the_code_again_on_a_collision(admin_client):
+    taken = UserFactory().ref_code
+    fresh = "zzzzzz" if taken != "zzzzzz" else "yyyyyy"
+    # Codes are drawn with secrets.choice: first the taken code, then a fresh one.
+    with mock.patch("referrals.codes.secrets", **{"choice.side_effect": [*taken, *fresh]}):
+        answer = admin_client.post(
+            f"{CHANGELIST}add/",
+            {
+                "phone": "+79997776644",
+                "usable_password": "true",
+                "password1": "a-long-Passw0rd!",
+                "password2": "a-long-Passw0rd!",
+            },
+        )
+    assert answer.status_code == 302
+    user = User.objects.get(phone="+79997776644")
+    assert user.ref_code == fresh
+    assert user.check_password("a-long-Passw0rd!")
+
+
 def test_the_change_page_sets_an_inviter_by_code(admin_client):
     inviter, user = UserFactory(), UserFactory()
     answer = admin_client.post(_change_url(user), _form_data(user, inviter_code=inviter.ref_code.upper()))

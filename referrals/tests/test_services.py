@@ -1,6 +1,7 @@
 """The referral code and the inviter rules, at the service layer (every door calls these)."""
 
 import itertools
+import secrets
 from unittest import mock
 
 import pytest
@@ -74,11 +75,12 @@ def test_the_database_refuses_an_upper_case_code():
 
 
 def test_a_colliding_code_is_drawn_again():
-    taken = UserFactory()
-    fresh = "zzzzzz" if taken.ref_code != "zzzzzz" else "yyyyyy"
-    with mock.patch("accounts.models.ref_code_generate", side_effect=[taken.ref_code, fresh]) as generate:
+    taken = UserFactory().ref_code
+    fresh = "zzzzzz" if taken != "zzzzzz" else "yyyyyy"
+    # Codes are drawn with secrets.choice: first the taken code, then a fresh one.
+    with mock.patch("referrals.codes.secrets", **{"choice.side_effect": [*taken, *fresh]}) as secrets:
         user = User.objects.create_user(phone="+79990000004")
-    assert generate.call_count == 2
+    assert secrets.choice.call_count == 2 * REF_CODE_LENGTH
     user.refresh_from_db()
     assert user.ref_code == fresh
     assert User.objects.filter(phone="+79990000004").count() == 1
@@ -87,11 +89,11 @@ def test_a_colliding_code_is_drawn_again():
 def test_an_existing_phone_is_not_retried_as_a_code_collision():
     UserFactory(phone="+79990000005")
     with (
-        mock.patch("accounts.models.ref_code_generate", wraps=ref_code_generate) as generate,
+        mock.patch("referrals.codes.secrets", wraps=secrets) as patched,
         pytest.raises(IntegrityError),
     ):
         User.objects.create_user(phone="+79990000005")
-    assert generate.call_count == 1
+    assert patched.choice.call_count == REF_CODE_LENGTH
 
 
 # --- setting the inviter ---
