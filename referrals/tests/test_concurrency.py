@@ -187,3 +187,49 @@ def test_an_inviter_deleted_while_their_code_is_entered_gives_a_400_not_a_500():
     assert not isinstance(results[1], Exception), results
     assert results[1] == (400, {"my_inviter": ["No user has this referral code."]})
     assert not Referral.objects.exists()
+
+
+def test_an_admin_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own_patch(client):
+    """The same interleaving through the Django admin's change page."""
+    from accounts.models import User
+
+    user, admin_choice, user_choice = UserFactory(), UserFactory(), UserFactory()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))  # sessions are rows too: log in now
+    own = _client_for(user)
+    saved, go_on = threading.Event(), threading.Event()
+    real_save = User.save
+
+    def save_then_pause(self, *args, **kwargs):
+        real_save(self, *args, **kwargs)
+        if threading.current_thread().name == "admin" and self.pk == user.pk:
+            saved.set()
+            go_on.wait(JOIN_TIMEOUT_S)
+
+    def admin_post():
+        answer = client.post(
+            f"/admin/accounts/user/{user.pk}/change/",
+            {
+                "phone": "+79995550088",
+                "inviter_code": admin_choice.ref_code,
+                "is_active": "on",
+                "referrals_made-TOTAL_FORMS": "0",
+                "referrals_made-INITIAL_FORMS": "0",
+                "_save": "Save",
+            },
+        )
+        return answer.status_code, None
+
+    results = [None, None]
+    with mock.patch.object(User, "save", save_then_pause):
+        admin_thread = _in_thread(admin_post, results, 0, name="admin")
+        assert saved.wait(JOIN_TIMEOUT_S)
+        user_thread = _in_thread(_patch(own, user_choice.ref_code), results, 1)
+        wait_for(_another_session_waits_for_a_lock)
+        go_on.set()
+        for thread in (admin_thread, user_thread):
+            thread.join(JOIN_TIMEOUT_S)
+            assert not thread.is_alive(), "a request hung"
+
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert [status for status, _ in results] == [302, 400], results
+    assert Referral.objects.get(invitee=user).inviter == admin_choice
