@@ -1,0 +1,176 @@
+"""Security settings as production gets them: a fresh process with DEBUG off (no pytest, so
+no test defaults), the deploy check, token lifetimes, and who may open the admin.
+
+Token rotation, blacklisting and the 15-minute default are tested request by request in
+accounts/tests/test_tokens.py; the staff API's 401/403 in referrals/tests/test_apis.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from tests.factories import UserFactory
+
+from .servers import ROOT
+
+PROD = {"DEBUG": "0", "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": "example.org"}
+SETTINGS = [
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_CONTENT_TYPE_NOSNIFF",
+    "X_FRAME_OPTIONS",
+    "OTP_FAKE_DELIVERY",
+    "OTP_TTL_S",
+    "OTP_MAX_ATTEMPTS",
+    "OTP_RESEND_COOLDOWN_S",
+    "OTP_SENDS_PER_PHONE_PER_HOUR",
+    "OTP_SENDS_PER_IP_PER_HOUR",
+    "TRUSTED_PROXIES",
+]
+SCRIPT = f"""
+import json, django
+django.setup()
+from django.conf import settings
+out = {{name: getattr(settings, name) for name in {SETTINGS!r}}}
+out["ACCESS_S"] = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
+out["REFRESH_S"] = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"].total_seconds()
+out["ROTATE"] = settings.SIMPLE_JWT["ROTATE_REFRESH_TOKENS"]
+out["BLACKLIST"] = settings.SIMPLE_JWT["BLACKLIST_AFTER_ROTATION"]
+print(json.dumps(out))
+"""
+
+
+def _clean_env(env: dict) -> dict:
+    """Only what the process needs to run, plus `env`: no .env file values leak in because
+    django-environ does not override what is set, so every knob is set or absent on purpose."""
+    keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    return {**keep, "DJANGO_SETTINGS_MODULE": "project.settings", **env}
+
+
+def _python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=_clean_env(env), capture_output=True, text=True, timeout=120
+    )
+
+
+def _manage(*args, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=_clean_env(env), capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def production():
+    if (ROOT / ".env").exists():
+        pytest.skip(".env would feed the production process")  # CI clones have none
+    result = _python(SCRIPT, PROD)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_cookies_are_secure_and_https_is_enforced(production):
+    assert production["SESSION_COOKIE_SECURE"] is True
+    assert production["CSRF_COOKIE_SECURE"] is True
+    assert production["SESSION_COOKIE_HTTPONLY"] is True
+    assert production["SECURE_SSL_REDIRECT"] is True
+    assert production["SECURE_HSTS_SECONDS"] >= 31536000
+    assert production["SECURE_CONTENT_TYPE_NOSNIFF"] is True
+    assert production["X_FRAME_OPTIONS"] == "DENY"
+
+
+def test_production_defaults_are_the_documented_figures(production):
+    assert production["OTP_FAKE_DELIVERY"] is False
+    assert production["ACCESS_S"] == 15 * 60
+    assert production["REFRESH_S"] == 14 * 86400
+    assert production["ROTATE"] is True and production["BLACKLIST"] is True
+    assert production["OTP_TTL_S"] == 300
+    assert production["OTP_MAX_ATTEMPTS"] == 5
+    assert production["OTP_RESEND_COOLDOWN_S"] == 60
+    assert production["OTP_SENDS_PER_PHONE_PER_HOUR"] == 5
+    assert production["OTP_SENDS_PER_IP_PER_HOUR"] == 20
+    assert production["TRUSTED_PROXIES"] == []  # X-Forwarded-For is ignored until a proxy is named
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"DEBUG": "0", "ALLOWED_HOSTS": "example.org"}, "SECRET_KEY"),
+        ({**PROD, "OTP_DELIVERY_BACKENDS": "sms"}, "SMS_API_KEY"),
+        ({**PROD, "TELEGRAM_ALERTS": "1"}, "TELEGRAM_BOT_TOKEN"),
+        ({**PROD, "TELEGRAM_ALERTS": "1", "TELEGRAM_BOT_TOKEN": "1:x"}, "TELEGRAM_CHAT_ID"),
+    ],
+)
+def test_production_refuses_to_start_without_a_secret_it_needs(env, missing):
+    if (ROOT / ".env").exists():
+        pytest.skip(".env would feed the production process")
+    result = _python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert missing in result.stderr
+
+
+def test_the_deploy_check_fails_when_fake_delivery_is_on_with_debug_off():
+    result = _manage("check", "--deploy", "--fail-level", "ERROR", env={**PROD, "OTP_FAKE_DELIVERY": "1"})
+    assert result.returncode != 0
+    assert "accounts.E001" in result.stderr
+
+
+def test_the_deploy_check_lets_fake_delivery_through_only_when_forced():
+    forced = {**PROD, "OTP_FAKE_DELIVERY": "1", "OTP_FAKE_DELIVERY_FORCED": "1"}
+    result = _manage("check", "--deploy", "--fail-level", "ERROR", env=forced)
+    assert "accounts.E001" not in result.stdout + result.stderr
+    assert "accounts.W001" in result.stdout + result.stderr
+    # The older alias is caught too.
+    alias = _manage("check", "--deploy", env={**PROD, "FAKE_CONFIRM": "1"})
+    assert "accounts.E001" in alias.stderr
+
+
+@pytest.mark.django_db
+def test_an_expired_access_token_is_refused(api):
+    token = AccessToken.for_user(UserFactory())
+    token.set_exp(lifetime=-timedelta(seconds=1))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/api/v1/my_profile/").status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_refresh_token_is_not_accepted_as_an_access_token(api):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(UserFactory())}")
+    assert api.get("/api/v1/my_profile/").status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/admin/", "/admin/accounts/user/", "/admin/notifications/message/", "/admin/django_celery_beat/"]
+)
+def test_the_admin_site_sends_a_logged_in_non_staff_user_to_its_login(client, path):
+    client.force_login(UserFactory())
+    answer = client.get(path)
+    assert answer.status_code == 302
+    assert answer["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_the_admin_site_opens_for_staff(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    assert client.get("/admin/accounts/user/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_staff_api_refuses_a_non_staff_token_on_every_method(auth_api, user):
+    detail = f"/api/v1/all_profiles/{user.pk}/"
+    answers = [
+        auth_api.get("/api/v1/all_profiles/"),
+        auth_api.get(detail),
+        auth_api.patch(detail, {"is_active": True}, format="json"),
+        auth_api.delete(detail),
+    ]
+    assert [a.status_code for a in answers] == [403] * 4
