@@ -13,6 +13,7 @@ import signal
 import ssl
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -247,28 +248,34 @@ def test_pages_satisfy_the_content_security_policy_in_a_browser(stack):
     from playwright.sync_api import sync_playwright
 
     problems = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            context = browser.new_context(base_url=BASE, ignore_https_errors=True)
-            page = context.new_page()
-            page.on("console", lambda msg: msg.type == "error" and problems.append(f"{page.url}: {msg.text}"))
-            page.on("pageerror", lambda exc: problems.append(f"{page.url}: {exc}"))
-            phone = _phone()
-            page.goto("/")
-            page.fill("input[name=phone]", phone)
-            page.locator("form button[type=submit], form input[type=submit]").first.click()
-            page.wait_for_url("**/submit/**")
-            page.fill("input[name=confirmation_code]", stack.code_from_file(phone))
-            page.locator("form button[type=submit], form input[type=submit]").first.click()
-            page.wait_for_url("**/my_profile/**")
-            assert phone in page.content()
-            page.goto("/swagger/")
-            page.wait_for_selector(".opblock", timeout=15_000)
-            page.goto("/admin/login/")
-            page.wait_for_selector("input[name=username], input[name=phone]")
-        finally:
-            browser.close()
+
+    def browse():
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                context = browser.new_context(base_url=BASE, ignore_https_errors=True)
+                page = context.new_page()
+                page.on("console", lambda msg: msg.type == "error" and problems.append(f"{page.url}: {msg.text}"))
+                page.on("pageerror", lambda exc: problems.append(f"{page.url}: {exc}"))
+                phone = _phone()
+                page.goto("/")
+                page.fill("input[name=phone]", phone)
+                page.locator("form button[type=submit], form input[type=submit]").first.click()
+                page.wait_for_url("**/submit/**")
+                page.fill("input[name=confirmation_code]", stack.code_from_file(phone))
+                page.locator("form button[type=submit], form input[type=submit]").first.click()
+                page.wait_for_url("**/my_profile/**")
+                assert phone in page.content()
+                page.goto("/swagger/")
+                page.wait_for_selector(".opblock", timeout=15_000)
+                page.goto("/admin/login/")
+                page.wait_for_selector("input[name=username], input[name=phone]")
+            finally:
+                browser.close()
+
+    # Its own thread: the browser tests' session keeps a Playwright event loop in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(browse).result(timeout=120)
     assert not problems, problems
 
 
