@@ -20,7 +20,12 @@ RateLimitSerializer = inline_serializer(
 
 
 def _validation_error(name, *fields):
-    return inline_serializer(name, {f: serializers.ListField(child=serializers.CharField()) for f in fields})
+    """The 400 shape: messages per field, present only for the fields that failed; a body that
+    is not a JSON object gives non_field_errors, one that is not JSON at all a detail."""
+    messages = {f: serializers.ListField(child=serializers.CharField(), required=False) for f in fields}
+    messages["non_field_errors"] = serializers.ListField(child=serializers.CharField(), required=False)
+    messages["detail"] = serializers.CharField(required=False)
+    return inline_serializer(name, messages)
 
 
 def request_ip(request):
@@ -130,7 +135,11 @@ class LogoutApi(APIView):
     @extend_schema(
         operation_id="auth_logout",
         request=InputSerializer,
-        responses={205: OpenApiResponse(description="Logged out"), 400: _validation_error("LogoutError", "refresh")},
+        responses={
+            205: OpenApiResponse(description="Logged out"),
+            400: _validation_error("LogoutError", "refresh"),
+            401: ErrorSerializer,
+        },
     )
     def post(self, request):
         data = _input(self.InputSerializer, request)

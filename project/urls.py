@@ -26,3 +26,6 @@ urlpatterns = [
     # The HTML pages (session login): /, /submit/, /my_profile/, /logout/.
     path("", include(accounts_pages + referrals_pages)),
 ]
+
+# JSON 404s under /api/ (project/exceptions.py).
+handler404 = "project.exceptions.not_found"

@@ -107,7 +107,11 @@ class ProfileListApi(APIView):
         operation_id="all_profiles_list",
         parameters=[
             OpenApiParameter("page", int, description="Page number, from 1."),
-            OpenApiParameter("page_size", int, description="Profiles per page (at most 100, default 20)."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1},
+                description="Profiles per page (default 20; more than 100 gives 100).",
+            ),
             OpenApiParameter("search", str, description="Phone fragment or referral code."),
         ],
         responses={
@@ -120,12 +124,17 @@ class ProfileListApi(APIView):
                     "results": AdminProfileSerializer(many=True),
                 },
             ),
+            400: _validation_error("ProfileListError", "page_size"),
             401: ErrorSerializer,
             403: ErrorSerializer,
             404: ErrorSerializer,
         },
     )
     def get(self, request):
+        # DRF's paginator silently ignores a bad page_size; the documented contract says integer >= 1.
+        page_size = request.query_params.get("page_size")
+        if page_size is not None and not (page_size.isascii() and page_size.isdigit() and int(page_size) >= 1):
+            raise serializers.ValidationError({"page_size": ["Enter a whole number from 1."]})
         search = request.query_params.get("search")
         users = selectors.profile_list_queryset(search=search).values(*selectors.PROFILE_FIELDS)
         paginator = ProfilePagination()
