@@ -20,8 +20,6 @@ from accounts.models import User
 from referrals.models import Referral
 from tests.factories import UserFactory
 
-from .servers import ROOT
-
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -43,7 +41,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(app
     command += ["run", f"{web.url}/api/schema/", "--checks", "all", "--max-examples", str(MAX_EXAMPLES)]
     command += ["--seed", SEED, "--workers", "1", "--generation-database", "none", "--header"]
     command += [f"Authorization: Bearer {token}", "--report", "junit", "--report-dir", str(tmp_path / "report")]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # Run in tmp_path: schemathesis keeps a crash cache (.schemathesis/) in its working folder.
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
 
     generated = re.search(r"(\d+) generated", output)
