@@ -5,8 +5,9 @@ Celery, so a message re-published by the sweeper keeps its count; hence max_retr
 """
 
 from celery import shared_task
-from celery.signals import worker_init
+from celery.signals import task_prerun, worker_init
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.backends.signals import connection_created
 
 from .services import message_deliver, message_sweep
@@ -30,6 +31,13 @@ def _worker_async_commit(**kwargs):
     """
     if settings.OUTBOX_ASYNC_COMMIT:
         connection_created.connect(_commit_without_waiting_for_disk, weak=False)
+
+
+@task_prerun.connect
+def _db_connection_checked(**kwargs):
+    """The worker reuses its connection (CELERY_DB_REUSE_MAX); like a web request, each task
+    starts by dropping one that broke (a PostgreSQL restart) or is older than CONN_MAX_AGE."""
+    close_old_connections()
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)

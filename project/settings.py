@@ -274,6 +274,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 0}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Celery's Django fixup closes the worker's database connection around every task unless told to
+# reuse it (then it closes every N tasks); a new connection per message cost more than the delivery
+# itself (bench/). notifications/tasks.py still drops a broken or CONN_MAX_AGE-old one before a task.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Seconds a pending outbox row waits before the sweeper re-publishes it.
 OUTBOX_SWEEP_GRACE_S = env.int("OUTBOX_SWEEP_GRACE_S", default=30)
 # How often beat runs the sweeper (written to django-celery-beat by `manage.py outbox_schedule`).
