@@ -49,15 +49,26 @@ def message_enqueue(*, channel: str, recipient: str, body: str, sensitive: bool 
     return message
 
 
-def message_publish(*, message_id: int, countdown: float | None = None) -> bool:
-    """Hand the id to Celery. Never raises: a failed publish is retried by the sweeper."""
+# Set when a publish fails: until then the request path does not try the broker again, so a
+# Redis outage costs one connect timeout per process, not one per signup. The sweeper
+# publishes what was skipped (force=True: it runs where the broker just answered).
+_broker_down_until = 0.0
+
+
+def message_publish(*, message_id: int, countdown: float | None = None, force: bool = False) -> bool:
+    """Hand the id to Celery. Never raises: a failed or skipped publish is left to the sweeper."""
+    global _broker_down_until
     from .tasks import message_deliver_task
 
+    if not force and time.monotonic() < _broker_down_until:
+        return False
     try:
         message_deliver_task.apply_async(args=[message_id], countdown=countdown)
     except Exception as exc:  # the broker is unreachable; Celery raises many kinds
+        _broker_down_until = time.monotonic() + settings.OUTBOX_PUBLISH_BACKOFF_S
         logger.warning("publish of message %s failed, the sweeper will retry: %s", message_id, exc)
         return False
+    _broker_down_until = 0.0
     return True
 
 
@@ -214,7 +225,7 @@ def message_sweep(*, limit: int = 500) -> int:
             .values_list("id", flat=True)[:limit]
         )
         Message.objects.filter(pk__in=ids, status=Message.Status.PENDING).update(available_at=now)
-    published = sum(message_publish(message_id=message_id) for message_id in ids)
+    published = sum(message_publish(message_id=message_id, force=True) for message_id in ids)
     if ids:
         logger.info("outbox sweep: %s rows, %s published", len(ids), published)
     return published

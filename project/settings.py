@@ -278,6 +278,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # reuse it (then it closes every N tasks); a new connection per message cost more than the delivery
 # itself (bench/). notifications/tasks.py still drops a broken or CONN_MAX_AGE-old one before a task.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# After a failed publish the web process leaves the broker alone this long (the sweeper catches up).
+OUTBOX_PUBLISH_BACKOFF_S = env.float("OUTBOX_PUBLISH_BACKOFF_S", default=5.0)
 # Seconds a pending outbox row waits before the sweeper re-publishes it.
 OUTBOX_SWEEP_GRACE_S = env.int("OUTBOX_SWEEP_GRACE_S", default=30)
 # How often beat runs the sweeper (written to django-celery-beat by `manage.py outbox_schedule`).

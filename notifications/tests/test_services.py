@@ -26,7 +26,7 @@ def published(monkeypatch):
     """The ids handed to Celery (the broker itself is tested with a real worker elsewhere)."""
     ids = []
     monkeypatch.setattr(
-        services, "message_publish", lambda *, message_id, countdown=None: ids.append(message_id) or True
+        services, "message_publish", lambda *, message_id, **kwargs: ids.append(message_id) or True
     )
     return ids
 
@@ -254,3 +254,50 @@ def test_ops_notify_rejects_bad_input(settings, fields, field):
     with pytest.raises(ApplicationError) as caught:
         ops_notify(**{"status": "success", "title": "Deploy", **fields})
     assert caught.value.field == field
+
+
+class _Broker:
+    """The Celery seam: apply_async raising as kombu does when Redis refuses the connection."""
+
+    def __init__(self, up):
+        self.up = up
+        self.calls = 0
+
+    def apply_async(self, args, countdown=None):
+        self.calls += 1
+        if not self.up:
+            raise ConnectionRefusedError("redis is down")
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    from notifications import tasks
+
+    fake = _Broker(up=False)
+    monkeypatch.setattr(tasks, "message_deliver_task", fake)
+    monkeypatch.setattr(services, "_broker_down_until", 0.0)
+    return fake
+
+
+def test_after_a_failed_publish_the_request_path_skips_the_broker_for_a_while(broker, settings):
+    settings.OUTBOX_PUBLISH_BACKOFF_S = 60
+    assert services.message_publish(message_id=1) is False
+    assert services.message_publish(message_id=2) is False
+    assert services.message_publish(message_id=3) is False
+    assert broker.calls == 1  # one connect attempt, not one per signup
+
+
+def test_the_sweeper_publishes_even_while_the_request_path_backs_off(broker, settings):
+    settings.OUTBOX_PUBLISH_BACKOFF_S = 60
+    services.message_publish(message_id=1)
+    broker.up = True
+    assert services.message_publish(message_id=1, force=True) is True
+    assert services.message_publish(message_id=2) is True  # a success closes the back-off
+    assert broker.calls == 3
+
+
+def test_the_back_off_ends_by_itself(broker, settings):
+    settings.OUTBOX_PUBLISH_BACKOFF_S = 0
+    services.message_publish(message_id=1)
+    broker.up = True
+    assert services.message_publish(message_id=2) is True
