@@ -25,9 +25,7 @@ pytestmark = pytest.mark.django_db
 def published(monkeypatch):
     """The ids handed to Celery (the broker itself is tested with a real worker elsewhere)."""
     ids = []
-    monkeypatch.setattr(
-        services, "message_publish", lambda *, message_id, **kwargs: ids.append(message_id) or True
-    )
+    monkeypatch.setattr(services, "message_publish", lambda *, message_id, **kwargs: ids.append(message_id) or True)
     return ids
 
 
