@@ -286,9 +286,10 @@ OUTBOX_SWEEP_GRACE_S = env.int("OUTBOX_SWEEP_GRACE_S", default=30)
 OUTBOX_SWEEP_INTERVAL_S = env.int("OUTBOX_SWEEP_INTERVAL_S", default=15)
 # A row claimed by a worker that died is claimable again after this lease; longer than any send.
 OUTBOX_CLAIM_LEASE_S = env.int("OUTBOX_CLAIM_LEASE_S", default=60)
-# Workers commit outbox status changes without waiting for the disk (notifications/tasks.py):
-# a PostgreSQL crash may then re-send a message, never lose one.
-OUTBOX_ASYNC_COMMIT = env.bool("OUTBOX_ASYNC_COMMIT", default=True)
+# Opt-in: workers commit outbox status changes without waiting for the disk (notifications/tasks.py).
+# A PostgreSQL crash may then re-send a message (never lose one). Off by default: on an idle disk an
+# fsync costs ~0.25 ms, and a duplicate SMS costs money; turn it on for a slow disk and file delivery.
+OUTBOX_ASYNC_COMMIT = env.bool("OUTBOX_ASYNC_COMMIT", default=False)
 # Transient failures: exponential backoff with jitter, base * 2**attempt capped, then give up.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_S = env.float("OUTBOX_RETRY_BASE_S", default=2.0)
