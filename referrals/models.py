@@ -11,7 +11,11 @@ class Referral(models.Model):
     invitee = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="referral"
     )
-    inviter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="referrals_made")
+    # No single-column index: ("inviter", "created_at") below serves both the FK and my_refs'
+    # order, and with a second one the planner picked it and sorted (bench/).
+    inviter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="referrals_made", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
