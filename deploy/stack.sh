@@ -134,10 +134,12 @@ render_nginx() {  # the values compose gives nginx, but local ports, paths and u
     export NGINX_SSL_CERT="$STACK_DIR/certs/fullchain.pem" NGINX_SSL_KEY="$STACK_DIR/certs/privkey.pem"
     export NGINX_AUTH_RATE=${NGINX_AUTH_RATE:-10r/s} NGINX_AUTH_BURST=${NGINX_AUTH_BURST:-20}
     export NGINX_LOG_DIR=$LOGS NGINX_PID_FILE=$RUN/nginx.master.pid
-    # Workers of a root master run as nobody: they read the htpasswd through its group.
+    # A root master runs its workers as nobody, who may not reach into the checkout (a clone in a
+    # 0700 folder from mktemp -d): they read staticfiles/ and the htpasswd in STACK_DIR, so they
+    # run as the checkout's owner. Loopback only; the image runs them as its own nginx user.
     if [ "$(id -u)" = 0 ]; then
-        export NGINX_USER_GROUP
-        NGINX_USER_GROUP=$(id -gn nobody)
+        export NGINX_WORKER_USER
+        NGINX_WORKER_USER=$(stat -c %U "$ROOT")
     fi
     mkdir -p "$STACK_DIR/acme"
     deploy/render-nginx.sh "$STACK_DIR/nginx" >&2
