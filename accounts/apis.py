@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from project.exceptions import ApplicationError
 from project.serializers import StrictCharField
 
-from .services import client_ip, code_request, code_verify
+from .services import code_request, code_verify, request_ip
 
 ErrorSerializer = inline_serializer("Error", {"detail": serializers.CharField()})
 RateLimitSerializer = inline_serializer(
@@ -26,12 +26,6 @@ def _validation_error(name, *fields):
     messages["non_field_errors"] = serializers.ListField(child=serializers.CharField(), required=False)
     messages["detail"] = serializers.CharField(required=False)
     return inline_serializer(name, messages)
-
-
-def request_ip(request):
-    return client_ip(
-        remote_addr=request.META.get("REMOTE_ADDR"), forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR")
-    )
 
 
 class SignupApi(APIView):

@@ -1,5 +1,3 @@
-import contextlib
-
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Length, Lower
@@ -8,14 +6,13 @@ from django.db.models.lookups import Exact
 from referrals.codes import REF_CODE_LENGTH, ref_code_generate
 
 from .fields import PhoneField
+from .phones import phone_normalize
 
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
     def _create_user(self, phone, password, **extra):
-        from .phones import phone_normalize
-
         phone = phone_normalize(str(phone))
         user = self.model(phone=phone, **extra)
         if password:
@@ -50,13 +47,8 @@ class UserManager(BaseUserManager):
         return self._create_user(phone, password, **extra)
 
     def get_by_natural_key(self, phone):
-        from project.exceptions import ApplicationError
-
-        from .phones import phone_normalize
-
-        with contextlib.suppress(ApplicationError):
-            phone = phone_normalize(phone)
-        return self.get(phone=phone)
+        # Any spelling logs in (the admin's login form): the field normalises as on clean().
+        return self.get(phone=self.model._meta.get_field("phone").to_python(phone))
 
 
 class User(AbstractBaseUser, PermissionsMixin):

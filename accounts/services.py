@@ -41,6 +41,12 @@ def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str | No
         return None
 
 
+def request_ip(request) -> str | None:
+    """client_ip of a Django request; used by the API and the pages alike."""
+    meta = request.META
+    return client_ip(remote_addr=meta.get("REMOTE_ADDR"), forwarded_for=meta.get("HTTP_X_FORWARDED_FOR"))
+
+
 @dataclass(frozen=True)
 class CodeRequestResult:
     phone: str

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 from project.exceptions import ApplicationError, RateLimited
 
 from .forms import CodeForm, PhoneForm
-from .services import client_ip, code_request, code_verify
+from .services import code_request, code_verify, request_ip
 
 # The phone waiting for its code, and where to go after login (set by login_required's ?next=).
 SESSION_PHONE = "login_phone"
@@ -52,11 +52,6 @@ def rate_limited_text(exc: RateLimited) -> str:
     return f"{exc.message} Wait {wait}."
 
 
-def _ip(request) -> str | None:
-    meta = request.META
-    return client_ip(remote_addr=meta.get("REMOTE_ADDR"), forwarded_for=meta.get("HTTP_X_FORWARDED_FOR"))
-
-
 def _safe_next(request, url) -> str | None:
     """`url` when it points back into this site, else None (no open redirect)."""
     hosts = {request.get_host()}
@@ -80,7 +75,7 @@ def home(request):
         form = PhoneForm(request.POST)
         if form.is_valid():
             try:
-                result = code_request(phone=form.cleaned_data["phone"], ip=_ip(request))
+                result = code_request(phone=form.cleaned_data["phone"], ip=request_ip(request))
             except RateLimited as exc:
                 form.add_error("phone", rate_limited_text(exc))
                 status = 429
@@ -111,7 +106,7 @@ def code_submit(request):
     status = 200
     if request.method == "POST" and "resend" in request.POST:
         try:
-            result = code_request(phone=phone, ip=_ip(request))
+            result = code_request(phone=phone, ip=request_ip(request))
         except RateLimited as exc:
             resend_error = rate_limited_text(exc)
             status = 429
