@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.apis import ErrorSerializer, _input, _validation_error
 from accounts.authentication import JWTUserIdAuthentication
 from accounts.models import User
+from accounts.selectors import user_is_active
 from project.serializers import StrictCharField
 
 from . import selectors, services
@@ -86,9 +87,11 @@ class MyProfileApi(APIView):
     )
     def patch(self, request):
         data = _input(self.InputSerializer, request)
-        if selectors.profile_get(user_id=self._user_id(request)) is None:
+        user_id = self._user_id(request)
+        # Existence only: the whole profile (every referral) is read once, for the answer.
+        if not user_is_active(user_id=user_id):
             raise NotAuthenticated("User not found or inactive.")
-        services.inviter_set(user_id=self._user_id(request), code=data["my_inviter"])
+        services.inviter_set(user_id=user_id, code=data["my_inviter"])
         return self._answer(request)
 
 
