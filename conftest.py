@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.utils import database_url
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ROOT = Path(__file__).resolve().parent
 
@@ -99,11 +101,6 @@ def staff_api(db):
     return client
 
 
-def _test_database_url() -> str:
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _celery_stop(proc) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -129,7 +126,7 @@ def celery_start(transactional_db, settings, tmp_path):
     def start(kind: str, *, env: dict | None = None, args: list | None = None, name: str | None = None):
         full_env = {
             **os.environ,
-            "DATABASE_URL": _test_database_url(),
+            "DATABASE_URL": database_url(settings.DATABASES["default"]),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "SENT_MESSAGES_DIR": str(settings.SENT_MESSAGES_DIR),
             "SECRET_KEY": settings.SECRET_KEY,

@@ -1,3 +1,6 @@
+import shutil
+import socket
+import subprocess
 import time
 
 import pytest
@@ -12,3 +15,52 @@ def wait_for(predicate, timeout=15.0, interval=0.05):
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout} s")
+
+
+def database_url(settings_dict) -> str:
+    """The URL of a Django database (the test database pytest-django made), for child processes."""
+    db = settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return "sqlite:///" + str(db["NAME"])
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on `port` (from the suite's own range), to stop and
+    start again while the app runs. Used by the delivery, health and reliability tests."""
+
+    def __init__(self, tmp_path, port: int):
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.dir = tmp_path
+        self.proc = None
+
+    def start(self):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        if not port_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken")
+        self.proc = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while port_free(self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None

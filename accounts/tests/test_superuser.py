@@ -2,9 +2,11 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 from accounts.models import User
+from tests.utils import database_url
 
 
 @pytest.mark.django_db
@@ -32,17 +34,23 @@ def test_createsuperuser_asks_for_phone_and_password_interactively(tmp_path):
     import os
     import pty
 
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        url = "sqlite:///" + str(db["NAME"])
-    else:
-        url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, "DEBUG": "1"}
+    env = {**os.environ, "DATABASE_URL": database_url(settings.DATABASES["default"]), "DEBUG": "1"}
     pid, fd = pty.fork()
     if pid == 0:  # child: the command, with the terminal as its stdin/stdout
         os.execve(sys.executable, [sys.executable, "manage.py", "createsuperuser"], env)
+
+    def read_until(output: bytes, prompt: bytes | None) -> bytes:
+        """Read the terminal until `prompt` shows (None: until the command closes it)."""
+        while prompt is None or prompt not in output:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        return output
+
     output = b""
     answers = [
         (b"Phone", b"+79997654321\n"),
@@ -50,23 +58,9 @@ def test_createsuperuser_asks_for_phone_and_password_interactively(tmp_path):
         (b"Password (again)", b"a-long-admin-password-42\n"),
     ]
     for prompt, reply in answers:
-        while prompt not in output:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_until(output, prompt)
         os.write(fd, reply)
-    while True:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
+    output = read_until(output, None)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
     assert b"Superuser created successfully" in output

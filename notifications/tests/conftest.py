@@ -1,6 +1,8 @@
 import pytest
 
-from .fakes import FakeProvider, PrivateRedis
+from tests.utils import PrivateRedis
+
+from .fakes import REDIS_TEST_PORT, FakeProvider
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ def fake_provider():
 
 @pytest.fixture
 def private_redis(tmp_path):
-    redis_server = PrivateRedis(tmp_path)
+    redis_server = PrivateRedis(tmp_path, REDIS_TEST_PORT)
     redis_server.start()
     yield redis_server
     redis_server.stop()

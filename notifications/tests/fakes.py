@@ -1,9 +1,6 @@
 """Small local stand-ins for the outside world, started by the tests on 127.0.0.1."""
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,42 +87,3 @@ class FakeProvider:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on REDIS_TEST_PORT, to stop and start at will."""
-
-    def __init__(self, tmp_path, port: int = REDIS_TEST_PORT):
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.dir = tmp_path
-        self.proc = None
-
-    def start(self):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed")
-        if not port_free(self.port):
-            raise RuntimeError(f"port {self.port} is taken")
-        self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while port_free(self.port):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None

@@ -4,9 +4,9 @@ import httpx
 import pytest
 
 from notifications.services import message_enqueue
-from tests.utils import wait_for
+from tests.utils import port_free, wait_for
 
-from .fakes import FLOWER_TEST_PORT, port_free
+from .fakes import FLOWER_TEST_PORT
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 

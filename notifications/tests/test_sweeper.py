@@ -8,10 +8,10 @@ import time
 import pytest
 from django.conf import settings as django_settings
 
-from conftest import ROOT, _test_database_url
+from conftest import ROOT
 from notifications.models import Message
 from notifications.schedule import SWEEP_TASK
-from tests.utils import wait_for
+from tests.utils import database_url, wait_for
 
 from .fakes import Reply
 
@@ -24,7 +24,7 @@ def test_a_message_enqueued_while_the_broker_is_down_is_delivered_by_the_sweeper
     tg_server = fake_provider(Reply(body={"ok": True, "result": {"message_id": 9}}))
     private_redis.stop()
     env = {
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": database_url(django_settings.DATABASES["default"]),
         "CELERY_BROKER_URL": private_redis.url,
         "SECRET_KEY": django_settings.SECRET_KEY,
         "DEBUG": "1",

@@ -5,15 +5,16 @@ import time
 import pytest
 from django.db import OperationalError
 
-from notifications.tests.fakes import PrivateRedis
+from notifications.tests.fakes import REDIS_TEST_PORT
 from project import health
+from tests.utils import PrivateRedis
 
 
 @pytest.fixture
 def private_broker(tmp_path, monkeypatch):
     """The Celery app pointed at a redis-server of this test's own, which it may stop
     (Celery reads CELERY_BROKER_URL from the environment before its settings)."""
-    server = PrivateRedis(tmp_path)
+    server = PrivateRedis(tmp_path, REDIS_TEST_PORT)
     server.start()
     monkeypatch.setenv("CELERY_BROKER_URL", server.url)
     yield server

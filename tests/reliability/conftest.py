@@ -2,7 +2,9 @@ import logging
 
 import pytest
 
-from .servers import Gunicorn, PrivatePostgres, PrivateRedis, ProviderStandIn, database_url
+from tests.utils import PrivateRedis, database_url
+
+from .servers import REDIS_PORT, Gunicorn, PrivatePostgres, ProviderStandIn
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def app_server(transactional_db, settings, tmp_path):
 
 @pytest.fixture
 def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path).start()
+    server = PrivateRedis(tmp_path, REDIS_PORT).start()
     yield server
     server.stop()
 

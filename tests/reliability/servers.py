@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from urllib.parse import parse_qs
 
 import httpx
 
+from tests.utils import port_free
+
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_PORTS = range(15601, 15610)
 PROVIDER_PORTS = range(15610, 15620)
@@ -30,22 +31,11 @@ POSTGRES_PORT = 15632
 REDIS_PORT = 15679
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 def free_port(ports) -> int:
     for port in ports:
         if port_free(port):
             return port
     raise RuntimeError(f"no free port in {ports}")
-
-
-def database_url(settings_dict) -> str:
-    """The URL of the database pytest-django made (test_<name>), for child processes."""
-    db = settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _wait(predicate, timeout: float, what: str, proc=None, log_path=None):
@@ -105,35 +95,6 @@ class Gunicorn:
         if self.access_log_path.exists():
             text += self.access_log_path.read_text(errors="replace")
         return text
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, to stop and start again while the app runs."""
-
-    def __init__(self, tmp_path, port: int = REDIS_PORT):
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.dir = tmp_path
-        self.proc = None
-
-    def start(self):
-        if not port_free(self.port):
-            raise RuntimeError(f"port {self.port} is taken")
-        binary = shutil.which("redis-server") or "redis-server"
-        self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait(lambda: not port_free(self.port), 10, "redis-server", self.proc)
-        return self
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
 
 
 def _pg_bin(name: str) -> str:
