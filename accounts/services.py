@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -58,6 +58,28 @@ def _retry_after(oldest, window, now) -> float:
     return (oldest + window - now).total_seconds()
 
 
+def _codes_in_last_hour(*, phone: str, ip: str | None, now) -> tuple[list, object]:
+    """What the send limits need, in one query: the phone's codes of the last hour (newest
+    first, at most its cap) and the cap-th newest code of the address, which exists iff the
+    address reached its cap and leaves the window first (one row read however busy a NAT is)."""
+    table = PhoneCode._meta.db_table
+    since = now - HOUR
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 0, created_at FROM (SELECT created_at FROM {table}"
+            f" WHERE phone = %s AND created_at > %s ORDER BY created_at DESC LIMIT %s) AS by_phone"
+            f" UNION ALL SELECT 1, created_at FROM (SELECT created_at FROM {table}"
+            f" WHERE ip = %s AND created_at > %s ORDER BY created_at DESC LIMIT 1 OFFSET %s) AS by_address",
+            [phone, since, settings.OTP_SENDS_PER_PHONE_PER_HOUR, ip, since, settings.OTP_SENDS_PER_IP_PER_HOUR - 1],
+        )
+        rows = cursor.fetchall()
+    # SQLite (the embedded `make run`) hands a raw query's timestamps back as text.
+    as_datetime = getattr(connection.ops, "convert_datetimefield_value", lambda value, *args: value)
+    recent = sorted((as_datetime(at, None, connection) for by_ip, at in rows if not by_ip), reverse=True)
+    capped_at = next((as_datetime(at, None, connection) for by_ip, at in rows if by_ip), None)
+    return recent, capped_at
+
+
 def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     """Issue a new 4-digit login code for `phone` and queue its delivery.
 
@@ -68,17 +90,11 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     phone = phone_normalize(phone)
     with transaction.atomic():
         # Locks so that parallel requests cannot both pass the limits (always phone, then IP).
-        advisory_xact_lock(LOCK_OTP_PHONE, phone)
-        if ip:
-            advisory_xact_lock(LOCK_OTP_IP, ip)
+        advisory_xact_lock((LOCK_OTP_PHONE, phone), *([(LOCK_OTP_IP, ip)] if ip else []))
         # The clock is read under the locks: a request that waited must see the codes issued
         # while it waited as past, not future (else the cooldown and windows are off).
         now = timezone.now()
-        recent = list(
-            PhoneCode.objects.filter(phone=phone, created_at__gt=now - HOUR)
-            .order_by("-created_at")
-            .values_list("created_at", flat=True)[: settings.OTP_SENDS_PER_PHONE_PER_HOUR]
-        )
+        recent, capped_at = _codes_in_last_hour(phone=phone, ip=ip, now=now)
         cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S)
         if recent and recent[0] > now - cooldown:
             wait = _retry_after(recent[0], cooldown, now)
@@ -86,19 +102,9 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
         if len(recent) >= settings.OTP_SENDS_PER_PHONE_PER_HOUR:
             wait = _retry_after(recent[-1], HOUR, now)
             raise RateLimited("Too many codes for this phone. Try again later.", retry_after=wait)
-        if ip:
-            # Only the cap-th newest code of the hour matters: it exists iff the cap is reached,
-            # and it leaves the window first. One row read, however busy the address (a NAT).
-            cap = settings.OTP_SENDS_PER_IP_PER_HOUR
-            capped_at = (
-                PhoneCode.objects.filter(ip=ip, created_at__gt=now - HOUR)
-                .order_by("-created_at")
-                .values_list("created_at", flat=True)[cap - 1 : cap]
-                .first()
-            )
-            if capped_at is not None:
-                wait = _retry_after(capped_at, HOUR, now)
-                raise RateLimited("Too many codes from this address. Try again later.", retry_after=wait)
+        if capped_at is not None:
+            wait = _retry_after(capped_at, HOUR, now)
+            raise RateLimited("Too many codes from this address. Try again later.", retry_after=wait)
 
         code = f"{secrets.randbelow(10_000):04d}"
         challenge = PhoneCode.objects.create(
@@ -122,30 +128,31 @@ def _code_check_format(code) -> str:
 def code_verify(*, phone: str, code: str) -> User:
     """Log in with the latest code sent to `phone`; create the user on first login.
 
-    Each try is counted before the code is compared, so a code survives at most
-    OTP_MAX_ATTEMPTS guesses, however many arrive at once. The code works once
-    (consumed by a conditional UPDATE) and only until it expires.
+    Every try is counted by a conditional UPDATE that only passes while the code has tries
+    left, and the one that consumes a right code is the same statement: a code survives at
+    most OTP_MAX_ATTEMPTS guesses however many arrive at once, works once, and only until it
+    expires. A try beyond the budget gets the same answer whether it was right or wrong.
     """
     phone = phone_normalize(phone)
     code = _code_check_format(code)
     now = timezone.now()
     failed = AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")
+    exhausted = AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
 
     challenge = PhoneCode.objects.filter(phone=phone).order_by("-created_at").first()
     if challenge is None or challenge.consumed_at is not None or challenge.expires_at <= now:
         raise failed
-    counted = PhoneCode.objects.filter(
+    usable = PhoneCode.objects.filter(
         pk=challenge.pk, consumed_at__isnull=True, expires_at__gt=now, attempts__lt=settings.OTP_MAX_ATTEMPTS
-    ).update(attempts=F("attempts") + 1)
-    if not counted:
-        raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
+    )
     if not hmac.compare_digest(code_hash(phone=phone, code=code), challenge.code_hash):
+        # Committed on its own: the count must outlive the failed request.
+        if not usable.update(attempts=F("attempts") + 1):
+            raise exhausted
         raise failed
-
     with transaction.atomic():
-        consumed = PhoneCode.objects.filter(pk=challenge.pk, consumed_at__isnull=True).update(consumed_at=now)
-        if not consumed:
-            raise failed
+        if not usable.update(attempts=F("attempts") + 1, consumed_at=now):
+            raise exhausted
         return user_get_or_create(phone=phone)
 
 

@@ -47,7 +47,7 @@ def referrals_lock() -> None:
     it BEFORE that write: inserting a link waits on the user's row, so the other order
     deadlocks with a concurrent `inviter_set` for the same user. Re-entrant.
     """
-    advisory_xact_lock(LOCK_REFERRALS)
+    advisory_xact_lock((LOCK_REFERRALS, 0))
 
 
 def inviter_check(*, user_id: int, code, replace: bool = False) -> User:

@@ -1,4 +1,5 @@
 -- POST signup with a phone never seen before: args = prefix (e.g. +7991), first number.
+-- Each request comes from its own client address, as nginx forwards it (X-Forwarded-For).
 local i = 0
 local prefix, first
 init = function(args)
@@ -6,6 +7,8 @@ init = function(args)
 end
 request = function()
   i = i + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
-    string.format('{"phone":"%s%07d"}', prefix, first + i))
+  local n = first + i
+  local client = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["X-Forwarded-For"] = client},
+    string.format('{"phone":"%s%07d"}', prefix, n))
 end
