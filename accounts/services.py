@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from notifications.services import message_enqueue
-from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock
+from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock, value_from_db
 from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 
 from .models import PhoneCode, User
@@ -63,6 +63,7 @@ def _codes_in_last_hour(*, phone: str, ip: str | None, now) -> tuple[list, objec
     first, at most its cap) and the cap-th newest code of the address, which exists iff the
     address reached its cap and leaves the window first (one row read however busy a NAT is)."""
     table = PhoneCode._meta.db_table
+    created_at = PhoneCode._meta.get_field("created_at")
     since = now - HOUR
     with connection.cursor() as cursor:
         cursor.execute(
@@ -72,11 +73,9 @@ def _codes_in_last_hour(*, phone: str, ip: str | None, now) -> tuple[list, objec
             f" WHERE ip = %s AND created_at > %s ORDER BY created_at DESC LIMIT 1 OFFSET %s) AS by_address",
             [phone, since, settings.OTP_SENDS_PER_PHONE_PER_HOUR, ip, since, settings.OTP_SENDS_PER_IP_PER_HOUR - 1],
         )
-        rows = cursor.fetchall()
-    # SQLite (the embedded `make run`) hands a raw query's timestamps back as text.
-    as_datetime = getattr(connection.ops, "convert_datetimefield_value", lambda value, *args: value)
-    recent = sorted((as_datetime(at, None, connection) for by_ip, at in rows if not by_ip), reverse=True)
-    capped_at = next((as_datetime(at, None, connection) for by_ip, at in rows if by_ip), None)
+        rows = [(by_ip, value_from_db(created_at, at)) for by_ip, at in cursor.fetchall()]
+    recent = sorted((at for by_ip, at in rows if not by_ip), reverse=True)
+    capped_at = next((at for by_ip, at in rows if by_ip), None)
     return recent, capped_at
 
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from project.db import columns, instance_from_row
 from project.exceptions import ApplicationError
 
 from .backends import PermanentError, TransientError, backend_get
@@ -72,25 +73,27 @@ def message_publish(*, message_id: int, countdown: float | None = None, force: b
     return True
 
 
-def _claimable(now) -> Q:
-    lease_over = now - timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_S)
-    due = Q(available_at__isnull=True) | Q(available_at__lte=now + CLAIM_SLACK)
-    return Q(status=Message.Status.PENDING) & due | Q(status=Message.Status.SENDING, claimed_at__lt=lease_over)
-
-
 def message_claim(*, message_id: int) -> Message | None:
     """Take the row for delivery with one conditional UPDATE, so two workers never both send.
 
     A row left in `sending` by a worker that died becomes claimable after the lease; a row
-    waiting for its retry (available_at) is not claimable before then.
+    waiting for its retry (available_at) is not claimable before then. One statement claims
+    and reads the row (RETURNING): it runs once per message, on the delivery hot path.
     """
     now = timezone.now()
-    updated = Message.objects.filter(_claimable(now), pk=message_id).update(
-        status=Message.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
-    )
-    if not updated:
-        return None
-    return Message.objects.get(pk=message_id)
+    lease_over = now - timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_S)
+    at = connection.ops.adapt_datetimefield_value
+    pending, sending = Message.Status.PENDING, Message.Status.SENDING
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} SET status = %s, claimed_at = %s, updated_at = %s,"
+            " attempts = attempts + 1 WHERE id = %s AND ("
+            "(status = %s AND (available_at IS NULL OR available_at <= %s)) OR (status = %s AND claimed_at < %s))"
+            f" RETURNING {columns(Message)}",
+            [sending, at(now), at(now), message_id, pending, at(now + CLAIM_SLACK), sending, at(lease_over)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else instance_from_row(Message, row)
 
 
 def message_wait_s(*, message_id: int) -> float | None:

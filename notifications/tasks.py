@@ -4,10 +4,12 @@ Retries are counted on the outbox row (Message.attempts, bounded by OUTBOX_MAX_A
 Celery, so a message re-published by the sweeper keeps its count; hence max_retries=None here.
 """
 
+import time
+
 from celery import shared_task
 from celery.signals import task_prerun, worker_init
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, connections
 from django.db.backends.signals import connection_created
 
 from .services import message_deliver, message_sweep
@@ -35,18 +37,32 @@ def _worker_async_commit(**kwargs):
 
 @task_prerun.connect
 def _db_connection_checked(**kwargs):
-    """The worker reuses its connection (CELERY_DB_REUSE_MAX); like a web request, each task
-    starts by dropping one that broke (a PostgreSQL restart) or is older than CONN_MAX_AGE."""
-    close_old_connections()
+    """The worker reuses its connection (CELERY_DB_REUSE_MAX). A task starts by dropping one
+    that failed (a PostgreSQL restart) or is older than CONN_MAX_AGE, without the health-check
+    query close_old_connections() would cost per task (a round trip per message, bench/): a
+    connection that died unnoticed fails its first task, which retries on a fresh one."""
+    for connection in connections.all(initialized_only=True):
+        expired = connection.close_at is not None and time.monotonic() >= connection.close_at
+        if connection.errors_occurred or expired:
+            connection.close_if_unusable_or_obsolete()
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=60,
+)
 def message_deliver_task(self, message_id: int) -> str:
     """Deliver outbox row `message_id`. Idempotent: the row is claimed first.
 
     acks_late + reject_on_worker_lost: a worker killed mid-send leaves the task in Redis and
     another worker runs it; the row is then still `sending`, so the task waits for the claim's
-    lease (a retry with a countdown) instead of dropping the message.
+    lease (a retry with a countdown) instead of dropping the message. A database that is
+    down or restarting retries the task with backoff (autoretry_for).
     """
     outcome = message_deliver(message_id=message_id)
     if outcome.retry_in is not None:

@@ -25,3 +25,23 @@ def advisory_xact_lock(*locks: tuple[int, str | int]) -> None:
     calls = ", ".join(["pg_advisory_xact_lock(%s, %s)"] * len(locks))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {calls}", params)
+
+
+def value_from_db(field, value):
+    """A raw query's value as the ORM would return it (SQLite hands timestamps back as text)."""
+    column = field.get_col(field.model._meta.db_table)
+    for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        value = converter(value, column, connection)
+    return value
+
+
+def instance_from_row(model, row):
+    """A model instance from a raw row holding every concrete field, in _meta order."""
+    fields = model._meta.concrete_fields
+    values = [value_from_db(field, value) for field, value in zip(fields, row, strict=True)]
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
+
+
+def columns(model) -> str:
+    """Every concrete column of `model`, in the order instance_from_row expects."""
+    return ", ".join(connection.ops.quote_name(field.column) for field in model._meta.concrete_fields)
