@@ -1,5 +1,7 @@
 """Phone numbers: one spelling (E.164) for every way a person may type one."""
 
+import functools
+
 from django.conf import settings
 from phonenumber_field.phonenumber import to_python
 
@@ -19,7 +21,15 @@ def phone_normalize(raw, *, field="phone") -> str:
         raise ApplicationError("Enter a phone number.", field=field)
     if len(raw) > PHONE_INPUT_MAX_LENGTH:
         raise ApplicationError("Enter a valid phone number.", field=field)
-    number = to_python(raw.strip(), region=settings.PHONE_DEFAULT_REGION)
-    if number is None or not number.is_valid():
+    e164 = _e164(raw.strip(), settings.PHONE_DEFAULT_REGION)
+    if e164 is None:
         raise ApplicationError("Enter a valid phone number, e.g. +79991234567.", field=field)
-    return number.as_e164
+    return e164
+
+
+@functools.lru_cache(maxsize=10_000)
+def _e164(raw: str, region: str) -> str | None:
+    """Parsing is the slow part, and a request meets the same number several times: the API
+    normalises it, then PhoneField.to_python again for every lookup and save."""
+    number = to_python(raw, region=region)
+    return number.as_e164 if number is not None and number.is_valid() else None
