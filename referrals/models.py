@@ -23,8 +23,9 @@ class Referral(models.Model):
             models.CheckConstraint(condition=~models.Q(invitee=models.F("inviter")), name="referral_not_self"),
         ]
         indexes = [
-            # my_refs: everyone one user invited, oldest first.
-            models.Index(fields=["inviter", "created_at"], name="referral_inviter_created"),
+            # my_refs: everyone one user invited, in the answer's order (created_at, invitee),
+            # read from the index alone: no sort, no visit to the referral rows (bench/).
+            models.Index(fields=["inviter", "created_at", "invitee"], name="referral_inviter_order"),
         ]
 
     def __str__(self):
