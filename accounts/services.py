@@ -64,7 +64,7 @@ def _codes_in_last_hour(*, phone: str, ip: str | None, now) -> tuple[list, objec
     address reached its cap and leaves the window first (one row read however busy a NAT is)."""
     table = PhoneCode._meta.db_table
     created_at = PhoneCode._meta.get_field("created_at")
-    since = now - HOUR
+    since = connection.ops.adapt_datetimefield_value(now - HOUR)  # as the ORM sends it (SQLite: text)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT 0, created_at FROM (SELECT created_at FROM {table}"
