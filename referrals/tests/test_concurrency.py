@@ -135,17 +135,9 @@ def test_a_staff_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own_
         )
         return answer.status_code, answer.json()
 
-    results = [None, None]
     with mock.patch.object(account_services, "user_update", user_update_then_pause):
-        staff_thread = _in_thread(staff_patch, results, 0, name="staff")
-        assert phone_written.wait(JOIN_TIMEOUT_S)
-        user_thread = _in_thread(_patch(own, user_choice.ref_code), results, 1)
-        # The user's request now waits for a lock the staff request holds.
-        wait_for(_another_session_waits_for_a_lock)
-        go_on.set()
-        for thread in (staff_thread, user_thread):
-            thread.join(JOIN_TIMEOUT_S)
-            assert not thread.is_alive(), "a request hung"
+        # The user's request ends up waiting for a lock the staff request holds.
+        results = _interleave(staff_patch, phone_written, _patch(own, user_choice.ref_code), go_on, name="staff")
 
     assert not any(isinstance(r, Exception) for r in results), results
     assert [status for status, _ in results] == [200, 400], results
@@ -162,6 +154,22 @@ def _another_session_waits_for_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
+def _interleave(first, paused, then, go_on, *, name=None):
+    """Run `first` (in a thread called `name`) until it sets `paused` while holding its locks,
+    then `then`; once `then` waits for one of those locks, let `first` finish (`go_on`). Both
+    must end: a deadlock or a hang fails the test. Returns their results, first then second."""
+    results = [None, None]
+    first_thread = _in_thread(first, results, 0, name=name)
+    assert paused.wait(JOIN_TIMEOUT_S)
+    then_thread = _in_thread(then, results, 1)
+    wait_for(_another_session_waits_for_a_lock)
+    go_on.set()
+    for thread in (first_thread, then_thread):
+        thread.join(JOIN_TIMEOUT_S)
+        assert not thread.is_alive(), "a request hung"
+    return results
+
+
 def test_an_inviter_deleted_while_their_code_is_entered_gives_a_400_not_a_500():
     inviter, user = UserFactory(), UserFactory()
     own = _client_for(user)
@@ -173,16 +181,8 @@ def test_an_inviter_deleted_while_their_code_is_entered_gives_a_400_not_a_500():
             deleted.set()
             go_on.wait(JOIN_TIMEOUT_S)
 
-    results = [None, None]
-    delete_thread = _in_thread(staff_delete, results, 0)
-    assert deleted.wait(JOIN_TIMEOUT_S)
-    patch_thread = _in_thread(_patch(own, inviter.ref_code), results, 1)
-    # The PATCH saw the inviter (the delete is not committed) and now waits on the deleted row.
-    wait_for(_another_session_waits_for_a_lock)
-    go_on.set()
-    for thread in (delete_thread, patch_thread):
-        thread.join(JOIN_TIMEOUT_S)
-        assert not thread.is_alive(), "a request hung"
+    # The PATCH sees the inviter (the delete is not committed) and waits on the deleted row.
+    results = _interleave(staff_delete, deleted, _patch(own, inviter.ref_code), go_on)
 
     assert not isinstance(results[1], Exception), results
     assert results[1] == (400, {"my_inviter": ["No user has this referral code."]})
@@ -219,16 +219,8 @@ def test_an_admin_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own
         )
         return answer.status_code, None
 
-    results = [None, None]
     with mock.patch.object(User, "save", save_then_pause):
-        admin_thread = _in_thread(admin_post, results, 0, name="admin")
-        assert saved.wait(JOIN_TIMEOUT_S)
-        user_thread = _in_thread(_patch(own, user_choice.ref_code), results, 1)
-        wait_for(_another_session_waits_for_a_lock)
-        go_on.set()
-        for thread in (admin_thread, user_thread):
-            thread.join(JOIN_TIMEOUT_S)
-            assert not thread.is_alive(), "a request hung"
+        results = _interleave(admin_post, saved, _patch(own, user_choice.ref_code), go_on, name="admin")
 
     assert not any(isinstance(r, Exception) for r in results), results
     assert [status for status, _ in results] == [302, 400], results
