@@ -23,13 +23,14 @@ def _commit_without_waiting_for_disk(sender, connection, **kwargs):
 
 @worker_init.connect
 def _worker_async_commit(**kwargs):
-    """Worker connections do not wait for the WAL flush on commit (OUTBOX_ASYNC_COMMIT).
+    """Worker connections do not wait for the WAL flush on commit (OUTBOX_ASYNC_COMMIT, opt-in).
 
-    A worker commits three times per message (claim, sent, task result); each durable commit
-    waits for an fsync of several ms, which capped delivery far below 500 messages/s (bench/).
-    What a PostgreSQL crash can lose is the last fraction of a second of these status writes:
-    the row then is pending or sending again and is sent once more, never lost. The rows
-    that carry a message are written by the web process, durably. Prefork children inherit this.
+    A worker commits three times per message: the claim and the task result always skip the
+    flush (db.flush_skipped: losing them costs nothing but a repeat), the mark "sent" waits
+    for it. With this on the mark skips it too: a PostgreSQL crash can then lose the last
+    fraction of a second of "sent" marks, and those messages are sent once more, never lost.
+    The rows that carry a message are written by the web process, durably. Prefork children
+    inherit this.
     """
     if settings.OUTBOX_ASYNC_COMMIT:
         connection_created.connect(_commit_without_waiting_for_disk, weak=False)

@@ -45,3 +45,16 @@ def instance_from_row(model, row):
 def columns(model) -> str:
     """Every concrete column of `model`, in the order instance_from_row expects."""
     return ", ".join(connection.ops.quote_name(field.column) for field in model._meta.concrete_fields)
+
+
+def flush_skipped(connection) -> str:
+    """A RETURNING item that lets this statement's own commit skip the WAL flush, or "".
+
+    For writes whose loss in a PostgreSQL crash costs nothing but a repeat (a delivery claim, a
+    task result): the session stays durable, and `set_config(..., true)` lasts only until the
+    statement's implicit transaction ends. Inside an atomic block it would make the whole
+    transaction's commit skip the flush, so it is never used there, nor off PostgreSQL.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return ""
+    return "set_config('synchronous_commit', 'off', true)"

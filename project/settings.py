@@ -266,15 +266,19 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"
 CELERY_TASK_EAGER_PROPAGATES = False
-CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_BACKEND = "project.results:DatabaseBackend"  # django-celery-results, one statement
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Each pool process has up to 4 tasks waiting in the worker, so it starts the next one without a
+# Redis round trip (deliveries are milliseconds long). Acked only when done (acks_late): a
+# worker that dies leaves them to Redis and the sweeper, like the one it was running.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
 # Flower learns of a task from the worker's events (received, started, succeeded); a "sent" event
 # from the web process would cost every signup an extra Redis publish (about 0.45 ms, bench/).
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_WORKER_CONSUMER = "project.worker:Consumer"  # task events in batches (project/worker.py)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Publishing happens on the request path: fail fast when Redis is down, the outbox

@@ -60,6 +60,37 @@ def test_a_row_is_claimed_once():
     assert message_claim(message_id=message.pk) is None
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_claims_commit_skips_the_wal_flush_and_the_marks_commit_does_not(backend):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    backend.results = ["prov-1"]
+    message = _row()
+    with CaptureQueriesContext(connection) as queries:
+        assert message_deliver(message_id=message.pk).status == "sent"
+    claim, mark = (q["sql"] for q in queries.captured_queries)
+    assert claim.startswith("UPDATE") and "set_config('synchronous_commit', 'off', true)" in claim
+    assert mark.startswith("UPDATE") and "set_config" not in mark and "'sent'" in mark
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("sent", 1)
+
+
+@pytest.mark.postgres
+def test_a_claim_inside_a_transaction_leaves_its_commit_durable():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    message = _row()  # pytest-django's transaction is open
+    with CaptureQueriesContext(connection) as queries:
+        assert message_claim(message_id=message.pk) is not None
+    assert "set_config" not in queries.captured_queries[0]["sql"]
+
+
 def test_a_delivered_row_is_marked_sent_with_the_provider_id(backend):
     backend.results = ["prov-1"]
     message = _row()
