@@ -85,8 +85,13 @@ class TokenApi(APIView):
     )
     def post(self, request):
         data = _input(self.InputSerializer, request)
-        user = code_verify(phone=data["phone"], code=data["confirmation_code"])
-        refresh = RefreshToken.for_user(user)
+        issued = []  # the refresh token's outstanding row commits with the code's use: one commit
+        code_verify(
+            phone=data["phone"],
+            code=data["confirmation_code"],
+            on_login=lambda user: issued.append(RefreshToken.for_user(user)),
+        )
+        (refresh,) = issued
         return Response({"token": str(refresh.access_token), "refresh": str(refresh)})
 
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from notifications.services import message_enqueue
@@ -124,35 +123,66 @@ def _code_check_format(code) -> str:
     return code
 
 
-def code_verify(*, phone: str, code: str) -> User:
+def _code_try(*, phone: str, code: str, now) -> bool | None:
+    """Count one try at the latest code sent to `phone`, consuming it if `code` is right.
+
+    One conditional UPDATE: it passes only while that code is unused, unexpired and has tries
+    left, so however many tries arrive at once a code takes at most OTP_MAX_ATTEMPTS of them
+    and works once. True: right, now consumed. False: wrong, counted. None: nothing was
+    counted (no usable code, or its tries are used up). The stored HMAC is compared in SQL:
+    both sides are digests keyed by SECRET_KEY, so how long a comparison takes says nothing
+    about the code.
+    """
+    table = PhoneCode._meta.db_table
+    at = connection.ops.adapt_datetimefield_value(now)  # as the ORM sends it (SQLite: text)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET attempts = attempts + 1,"
+            " consumed_at = CASE WHEN code_hash = %s THEN %s ELSE NULL END"
+            f" WHERE id = (SELECT id FROM {table} WHERE phone = %s ORDER BY created_at DESC LIMIT 1)"
+            " AND consumed_at IS NULL AND expires_at > %s AND attempts < %s"
+            " RETURNING consumed_at",  # not "consumed_at IS NOT NULL": SQLite 3.40 answers 1 for a NULL
+            [code_hash(phone=phone, code=code), at, phone, at, settings.OTP_MAX_ATTEMPTS],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0] is not None
+
+
+def code_verify(*, phone: str, code: str, on_login=None) -> User:
     """Log in with the latest code sent to `phone`; create the user on first login.
 
-    Every try is counted by a conditional UPDATE that only passes while the code has tries
-    left, and the one that consumes a right code is the same statement: a code survives at
-    most OTP_MAX_ATTEMPTS guesses however many arrive at once, works once, and only until it
-    expires. A try beyond the budget gets the same answer whether it was right or wrong.
+    A code survives at most OTP_MAX_ATTEMPTS guesses, works once, and only until it expires
+    (_code_try). A try beyond the budget gets the same answer whether it was right or wrong.
+    A wrong try's count is committed although the request fails.
+
+    `on_login(user)` runs in the transaction that consumes the code, so what it writes (the
+    API's refresh-token row) commits with it, or neither does and the code still works.
     """
     phone = phone_normalize(phone)
     code = _code_check_format(code)
     now = timezone.now()
-    failed = AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")
-    exhausted = AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
-
-    challenge = PhoneCode.objects.filter(phone=phone).order_by("-created_at").first()
-    if challenge is None or challenge.consumed_at is not None or challenge.expires_at <= now:
-        raise failed
-    usable = PhoneCode.objects.filter(
-        pk=challenge.pk, consumed_at__isnull=True, expires_at__gt=now, attempts__lt=settings.OTP_MAX_ATTEMPTS
-    )
-    if not hmac.compare_digest(code_hash(phone=phone, code=code), challenge.code_hash):
-        # Committed on its own: the count must outlive the failed request.
-        if not usable.update(attempts=F("attempts") + 1):
-            raise exhausted
-        raise failed
     with transaction.atomic():
-        if not usable.update(attempts=F("attempts") + 1, consumed_at=now):
-            raise exhausted
-        return user_get_or_create(phone=phone)
+        right = _code_try(phone=phone, code=code, now=now)
+        if right:
+            user = user_get_or_create(phone=phone)
+            if on_login is not None:
+                on_login(user)
+    if right:
+        return user
+    if right is None and _code_exhausted(phone=phone, now=now):
+        raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
+    raise AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")
+
+
+def _code_exhausted(*, phone: str, now) -> bool:
+    """Whether the latest code is unused and unexpired but out of tries (a refused try's answer)."""
+    latest = PhoneCode.objects.filter(phone=phone).order_by("-created_at").first()
+    return (
+        latest is not None
+        and latest.consumed_at is None
+        and latest.expires_at > now
+        and latest.attempts >= settings.OTP_MAX_ATTEMPTS
+    )
 
 
 def user_get_or_create(*, phone: str) -> User:

@@ -86,6 +86,29 @@ def test_login_gives_a_jwt_pair_and_creates_the_user_once(api):
     assert not user.has_usable_password()
 
 
+def test_the_refresh_token_is_recorded_in_the_transaction_that_uses_the_code(api, monkeypatch):
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from accounts.services import code_verify
+
+    code = signup(api).json()["confirmation_code"]
+
+    def failing(user):
+        RefreshToken.for_user(user)  # its outstanding row is written, then the login fails
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        code_verify(phone="+79991234567", code=code, on_login=failing)
+    # Rolled back together: no user, no outstanding token, and the code is not used up.
+    assert (User.objects.count(), OutstandingToken.objects.count()) == (0, 0)
+    assert PhoneCode.objects.get().consumed_at is None
+    answer = login(api, "+79991234567", code)
+    assert answer.status_code == 200
+    jti = RefreshToken(answer.json()["refresh"])["jti"]
+    assert OutstandingToken.objects.get().jti == jti
+
+
 def test_the_token_opens_an_authenticated_endpoint(api):
     code = signup(api).json()["confirmation_code"]
     token = login(api, "+79991234567", code).json()["token"]
