@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from notifications.services import message_enqueue
-from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock, value_from_db
+from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock, instance_from_row, value_from_db
 from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 
 from .models import PhoneCode, User
@@ -123,29 +123,46 @@ def _code_check_format(code) -> str:
     return code
 
 
-def _code_try(*, phone: str, code: str, now) -> bool | None:
+def _code_try(*, phone: str, code: str, now) -> tuple[bool | None, User | None]:
     """Count one try at the latest code sent to `phone`, consuming it if `code` is right.
 
     One conditional UPDATE: it passes only while that code is unused, unexpired and has tries
     left, so however many tries arrive at once a code takes at most OTP_MAX_ATTEMPTS of them
-    and works once. True: right, now consumed. False: wrong, counted. None: nothing was
-    counted (no usable code, or its tries are used up). The stored HMAC is compared in SQL:
-    both sides are digests keyed by SECRET_KEY, so how long a comparison takes says nothing
-    about the code.
+    and works once. First item: True, right and now consumed; False, wrong and counted; None,
+    nothing was counted (no usable code, or its tries are used up). The stored HMAC is compared
+    in SQL: both sides are digests keyed by SECRET_KEY, so how long a comparison takes says
+    nothing about the code.
+
+    On PostgreSQL the same statement reads the user with that phone after a right try (the
+    UPDATE in a CTE; second item, None if there is none yet): a login's check is one round trip.
+    Elsewhere the second item is None and the caller looks the user up.
     """
     table = PhoneCode._meta.db_table
     at = connection.ops.adapt_datetimefield_value(now)  # as the ORM sends it (SQLite: text)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET attempts = attempts + 1,"
-            " consumed_at = CASE WHEN code_hash = %s THEN %s ELSE NULL END"
-            f" WHERE id = (SELECT id FROM {table} WHERE phone = %s ORDER BY created_at DESC LIMIT 1)"
-            " AND consumed_at IS NULL AND expires_at > %s AND attempts < %s"
-            " RETURNING consumed_at",  # not "consumed_at IS NOT NULL": SQLite 3.40 answers 1 for a NULL
-            [code_hash(phone=phone, code=code), at, phone, at, settings.OTP_MAX_ATTEMPTS],
+    sql = (
+        f"UPDATE {table} SET attempts = attempts + 1,"
+        " consumed_at = CASE WHEN code_hash = %s THEN %s ELSE NULL END"
+        f" WHERE id = (SELECT id FROM {table} WHERE phone = %s ORDER BY created_at DESC LIMIT 1)"
+        " AND consumed_at IS NULL AND expires_at > %s AND attempts < %s"
+        " RETURNING consumed_at"  # not "consumed_at IS NOT NULL": SQLite 3.40 answers 1 for a NULL
+    )
+    params = [code_hash(phone=phone, code=code), at, phone, at, settings.OTP_MAX_ATTEMPTS]
+    with_user = connection.vendor == "postgresql"
+    if with_user:
+        user_columns = ", ".join(f"u.{connection.ops.quote_name(f.column)}" for f in User._meta.concrete_fields)
+        sql = (
+            f"WITH attempt AS ({sql}) SELECT attempt.consumed_at, {user_columns} FROM attempt"
+            f" LEFT JOIN {User._meta.db_table} u ON attempt.consumed_at IS NOT NULL AND u.phone = %s"
         )
+        params.append(phone)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-    return None if row is None else row[0] is not None
+    if row is None:
+        return None, None
+    right = row[0] is not None
+    found = with_user and right and row[1] is not None
+    return right, instance_from_row(User, row[1:]) if found else None
 
 
 def code_verify(*, phone: str, code: str, on_login=None) -> User:
@@ -162,9 +179,10 @@ def code_verify(*, phone: str, code: str, on_login=None) -> User:
     code = _code_check_format(code)
     now = timezone.now()
     with transaction.atomic():
-        right = _code_try(phone=phone, code=code, now=now)
+        right, user = _code_try(phone=phone, code=code, now=now)
         if right:
-            user = user_get_or_create(phone=phone)
+            if user is None or not user.is_active:  # a first login creates it; a disabled one is refused
+                user = user_get_or_create(phone=phone)
             if on_login is not None:
                 on_login(user)
     if right:

@@ -109,6 +109,28 @@ def test_the_refresh_token_is_recorded_in_the_transaction_that_uses_the_code(api
     assert OutstandingToken.objects.get().jti == jti
 
 
+@pytest.mark.postgres
+def test_a_login_reads_the_user_in_the_statement_that_takes_the_code(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.services import code_verify
+
+    code = signup(api).json()["confirmation_code"]
+    existing = User.objects.create_user(phone="+79991234567")
+    with CaptureQueriesContext(connection) as queries:
+        user = code_verify(phone="+79991234567", code=code)
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) == 1 and statements[0].startswith("WITH attempt AS (UPDATE")
+    assert (user.pk, user.phone, user.ref_code, user.is_active) == (
+        existing.pk,
+        existing.phone,
+        existing.ref_code,
+        existing.is_active,
+    )
+    assert PhoneCode.objects.get().consumed_at is not None
+
+
 def test_the_token_opens_an_authenticated_endpoint(api):
     code = signup(api).json()["confirmation_code"]
     token = login(api, "+79991234567", code).json()["token"]
