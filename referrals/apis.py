@@ -139,9 +139,9 @@ class ProfileListApi(APIView):
         if page_size is not None and not (page_size.isascii() and page_size.isdigit() and int(page_size) >= 1):
             raise serializers.ValidationError({"page_size": ["Enter a whole number from 1."]})
         search = request.query_params.get("search")
-        users = selectors.profile_list_queryset(search=search).values(*selectors.PROFILE_FIELDS)
+        rows = selectors.ProfileRows(selectors.profile_list_queryset(search=search))
         paginator = ProfilePagination()
-        page = paginator.paginate_queryset(users, request, view=self)
+        page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(selectors.profiles_for_rows(list(page)))
 
 

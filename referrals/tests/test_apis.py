@@ -243,6 +243,22 @@ def test_all_profiles_lists_every_user_paginated(staff_api):
     assert sorted(seen) == sorted({*[u.pk for u in users], staff_api.user.pk})
 
 
+def test_all_profiles_pages_follow_the_ids_and_keep_the_search(staff_api):
+    # Pages are read through a subquery of ids (selectors.ProfileRows): the filter and the
+    # order must hold on every page, not only on the first.
+    matching = [UserFactory(phone=f"+7999555{i:04d}") for i in range(25)]
+    others = [UserFactory() for _ in range(10)]
+    _invite(others[0], matching[21])
+    pages = [staff_api.get(ALL_PROFILES, {"search": "7999555", "page_size": 10, "page": n}).json() for n in (1, 2, 3)]
+    assert [body["count"] for body in pages] == [25, 25, 25]
+    assert [[p["id"] for p in body["results"]] for body in pages] == [
+        [u.pk for u in matching[:10]],
+        [u.pk for u in matching[10:20]],
+        [u.pk for u in matching[20:]],
+    ]
+    assert pages[2]["results"][1]["my_inviter"] == others[0].phone
+
+
 def test_all_profiles_page_size_is_capped_at_100(staff_api):
     for _ in range(105):
         UserFactory()
