@@ -10,7 +10,14 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from notifications.services import message_enqueue
-from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock, instance_from_row, value_from_db
+from project.db import (
+    LOCK_OTP_IP,
+    LOCK_OTP_PHONE,
+    advisory_xact_lock,
+    columns,
+    instance_from_row,
+    value_from_db,
+)
 from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 
 from .models import PhoneCode, User
@@ -149,9 +156,8 @@ def _code_try(*, phone: str, code: str, now) -> tuple[bool | None, User | None]:
     params = [code_hash(phone=phone, code=code), at, phone, at, settings.OTP_MAX_ATTEMPTS]
     with_user = connection.vendor == "postgresql"
     if with_user:
-        user_columns = ", ".join(f"u.{connection.ops.quote_name(f.column)}" for f in User._meta.concrete_fields)
         sql = (
-            f"WITH attempt AS ({sql}) SELECT attempt.consumed_at, {user_columns} FROM attempt"
+            f"WITH attempt AS ({sql}) SELECT attempt.consumed_at, {columns(User, 'u')} FROM attempt"
             f" LEFT JOIN {User._meta.db_table} u ON attempt.consumed_at IS NOT NULL AND u.phone = %s"
         )
         params.append(phone)

@@ -42,9 +42,11 @@ def instance_from_row(model, row):
     return model.from_db(connection.alias, [field.attname for field in fields], values)
 
 
-def columns(model) -> str:
-    """Every concrete column of `model`, in the order instance_from_row expects."""
-    return ", ".join(connection.ops.quote_name(field.column) for field in model._meta.concrete_fields)
+def columns(model, alias: str = "") -> str:
+    """Every concrete column of `model`, in the order instance_from_row expects; qualified by a
+    table alias of the query when given."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + connection.ops.quote_name(field.column) for field in model._meta.concrete_fields)
 
 
 def flush_skipped(connection) -> str:
