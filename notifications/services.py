@@ -123,12 +123,12 @@ def _finish(message: Message, **fields) -> bool:
     fields["updated_at"] = timezone.now()
     if message.sensitive:
         fields["body"] = REDACTED
-    meta, quote = Message._meta, connection.ops.quote_name
-    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in fields)
-    values = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in fields.items()]
+    targets = [(Message._meta.get_field(name), value) for name, value in fields.items()]
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field, _ in targets)
+    values = [field.get_db_prep_save(value, connection) for field, value in targets]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {meta.db_table} SET {assignments} WHERE id = %s AND status = %s AND claimed_at = %s",
+            f"UPDATE {Message._meta.db_table} SET {assignments} WHERE id = %s AND status = %s AND claimed_at = %s",
             [*values, message.pk, Message.Status.SENDING, connection.ops.adapt_datetimefield_value(message.claimed_at)],
         )
         return cursor.rowcount == 1

@@ -71,8 +71,9 @@ class DatabaseBackend(database.DatabaseBackend):
             f" VALUES ({', '.join(['%s'] * len(names))})"
             f" ON CONFLICT ({columns[0]}) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns[2:])}"
         )
-        if flush_skipped(connection):
-            sql += f" RETURNING {flush_skipped(connection)}"
+        skip_flush = flush_skipped(connection)
+        if skip_flush:
+            sql += f" RETURNING {skip_flush}"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return result
