@@ -16,7 +16,8 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from project.db import columns, flush_skipped, instance_from_row
+from project.broker import task_send
+from project.db import columns, flush_skipped, insert, instance_from_row
 from project.exceptions import ApplicationError
 
 from .backends import PermanentError, TransientError, backend_get
@@ -45,7 +46,8 @@ def message_enqueue(*, channel: str, recipient: str, body: str, sensitive: bool 
     If the broker is down the row stays pending and the sweeper publishes it later:
     an accepted message is never lost, and the caller never waits for Redis.
     """
-    message = Message.objects.create(channel=channel, recipient=recipient, body=body, sensitive=sensitive)
+    message = Message(channel=channel, recipient=recipient, body=body, sensitive=sensitive)
+    insert(message)  # Message.objects.create without the compiler's work (a signup's hot path)
     transaction.on_commit(lambda: message_publish(message_id=message.pk))
     return message
 
@@ -56,7 +58,7 @@ def message_enqueue(*, channel: str, recipient: str, body: str, sensitive: bool 
 _broker_down_until = 0.0
 
 
-def message_publish(*, message_id: int, countdown: float | None = None, force: bool = False) -> bool:
+def message_publish(*, message_id: int, force: bool = False) -> bool:
     """Hand the id to Celery. Never raises: a failed or skipped publish is left to the sweeper."""
     global _broker_down_until
     from .tasks import message_deliver_task
@@ -64,7 +66,7 @@ def message_publish(*, message_id: int, countdown: float | None = None, force: b
     if not force and time.monotonic() < _broker_down_until:
         return False
     try:
-        message_deliver_task.apply_async(args=[message_id], countdown=countdown)
+        task_send(message_deliver_task, [message_id])
     except Exception as exc:  # the broker is unreachable; Celery raises many kinds
         _broker_down_until = time.monotonic() + settings.OUTBOX_PUBLISH_BACKOFF_S
         logger.warning("publish of message %s failed, the sweeper will retry: %s", message_id, exc)

@@ -46,7 +46,7 @@ def test_the_action_requeues_the_failed_messages_selected(
     admin_client, rows, monkeypatch, django_capture_on_commit_callbacks
 ):
     published = []
-    monkeypatch.setattr(services, "message_publish", lambda *, message_id, countdown=None: published.append(message_id))
+    monkeypatch.setattr(services, "message_publish", lambda *, message_id: published.append(message_id))
     selected = [rows["sent_sms"].pk, rows["failed_sms"].pk]
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -286,13 +286,14 @@ def test_ops_notify_rejects_bad_input(settings, fields, field):
 
 
 class _Broker:
-    """The Celery seam: apply_async raising as kombu does when Redis refuses the connection."""
+    """The publish seam (project.broker.task_send), raising as kombu does when Redis refuses the
+    connection. project/tests/test_broker.py publishes to a real closed port."""
 
     def __init__(self, up):
         self.up = up
         self.calls = 0
 
-    def apply_async(self, args, countdown=None):
+    def send(self, task, args):
         self.calls += 1
         if not self.up:
             raise ConnectionRefusedError("redis is down")
@@ -300,10 +301,8 @@ class _Broker:
 
 @pytest.fixture
 def broker(monkeypatch):
-    from notifications import tasks
-
     fake = _Broker(up=False)
-    monkeypatch.setattr(tasks, "message_deliver_task", fake)
+    monkeypatch.setattr(services, "task_send", fake.send)
     monkeypatch.setattr(services, "_broker_down_until", 0.0)
     return fake
 
