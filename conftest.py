@@ -29,11 +29,17 @@ def _redis_ok() -> bool:
         return False
 
 
+def _on_postgres() -> bool:
+    from django.db import connections
+
+    return connections["default"].vendor == "postgresql"  # no connection is opened
+
+
 def pytest_configure(config):
     if not REQUIRE_SERVICES:
         return
     missing = []
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if not _on_postgres():
         missing.append("PostgreSQL (DATABASE_URL or 127.0.0.1:5432)")
     if not _redis_ok():
         missing.append("Redis (CELERY_BROKER_URL or 127.0.0.1:6379)")
@@ -42,7 +48,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    on_postgres = _on_postgres()
     redis_ok = None
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
