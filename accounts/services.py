@@ -15,6 +15,7 @@ from project.db import (
     LOCK_OTP_PHONE,
     advisory_xact_lock,
     columns,
+    insert,
     instance_from_row,
     value_from_db,
 )
@@ -112,12 +113,13 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
             raise RateLimited("Too many codes from this address. Try again later.", retry_after=wait)
 
         code = f"{secrets.randbelow(10_000):04d}"
-        challenge = PhoneCode.objects.create(
+        challenge = PhoneCode(
             phone=phone,
             code_hash=code_hash(phone=phone, code=code),
             ip=ip,
             expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
         )
+        insert(challenge)
         body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
         for channel in settings.OTP_DELIVERY_BACKENDS:
             message_enqueue(channel=channel, recipient=phone, body=body, sensitive=True)
