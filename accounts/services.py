@@ -9,13 +9,13 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from notifications.services import message_enqueue
+from notifications.models import Message
+from notifications.services import messages_enqueue
 from project.db import (
     LOCK_OTP_IP,
     LOCK_OTP_PHONE,
     advisory_xact_lock,
     columns,
-    insert,
     instance_from_row,
     value_from_db,
 )
@@ -119,10 +119,12 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
             ip=ip,
             expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
         )
-        insert(challenge)
         body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
-        for channel in settings.OTP_DELIVERY_BACKENDS:
-            message_enqueue(channel=channel, recipient=phone, body=body, sensitive=True)
+        messages = [
+            Message(channel=channel, recipient=phone, body=body, sensitive=True)
+            for channel in settings.OTP_DELIVERY_BACKENDS
+        ]
+        messages_enqueue(messages, with_rows=[challenge])  # the code row and its messages: one statement
     return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
 
 

@@ -62,39 +62,60 @@ def flush_skipped(connection) -> str:
     return "set_config('synchronous_commit', 'off', true)"
 
 
-_inserts: dict[tuple[str, type], tuple[list, str]] = {}
+_inserts: dict[tuple, tuple[list[list], str]] = {}
 
 
-def insert(instance) -> None:
-    """`instance.save()` for a new row of a plain model, its INSERT written once per model.
-
-    For rows written on a hot path (a signup writes two). The values are the ones the ORM
-    sends: each field's pre_save (auto_now_add, auto_now) and get_db_prep_save; the primary
-    key (an auto field) comes back from RETURNING. The ORM's compiler builds the statement on
-    every save, about 0.1 ms a row (bench/). Not for models with signal receivers (none are
-    sent), parents (multi-table inheritance) or database-computed fields.
-    """
-    model = type(instance)
-    meta = model._meta
-    key = (connection.alias, model)
-    if key not in _inserts:
+def _insert_statement(models: tuple) -> tuple[list[list], str]:
+    """The fields each model's row sends and one statement inserting a row of each, in order."""
+    quote = connection.ops.quote_name
+    fields_of, inserts = [], []
+    for model in models:
+        meta = model._meta
         computed = [field for field in meta.concrete_fields if field.generated or field.has_db_default()]
         if meta.parents or meta.pk is not meta.auto_field or computed:
             raise TypeError(f"insert() does not handle {meta.label}: use save()")
         fields = [field for field in meta.local_concrete_fields if not field.primary_key]
-        quote = connection.ops.quote_name
-        _inserts[key] = (
-            fields,
-            (
-                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-                f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
-            ),
+        fields_of.append(fields)
+        inserts.append(
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+            f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
         )
-    fields, sql = _inserts[key]
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    if len(inserts) == 1:
+        return fields_of, inserts[0]
+    # PostgreSQL runs data-modifying CTEs; the outer SELECT returns each row's key.
+    ctes = ", ".join(f"r{n} AS ({sql})" for n, sql in enumerate(inserts))
+    return fields_of, f"WITH {ctes} SELECT {', '.join(f'(SELECT * FROM r{n})' for n in range(len(inserts)))}"
+
+
+def insert(*instances) -> None:
+    """`instance.save()` for new rows of plain models, in one statement written once per
+    sequence of models (one per row off PostgreSQL).
+
+    For rows written on a hot path: a signup writes its code row and the outbox row in one
+    round trip. The values are the ones the ORM sends: each field's pre_save (auto_now_add,
+    auto_now) and get_db_prep_save; each primary key (an auto field) comes back from RETURNING.
+    The ORM's compiler builds the statement on every save, about 0.1 ms a row (bench/). Not
+    for models with signal receivers (none are sent), parents (multi-table inheritance) or
+    database-computed fields.
+    """
+    if len(instances) > 1 and connection.vendor != "postgresql":
+        for instance in instances:
+            insert(instance)
+        return
+    models = tuple(type(instance) for instance in instances)
+    key = (connection.alias, models)
+    if key not in _inserts:
+        _inserts[key] = _insert_statement(models)
+    fields_of, sql = _inserts[key]
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for instance, fields in zip(instances, fields_of, strict=True)
+        for field in fields
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
-        pk = cursor.fetchone()[0]
-    instance.pk = pk
-    instance._state.adding = False
-    instance._state.db = connection.alias
+        keys = cursor.fetchone()
+    for instance, pk in zip(instances, keys, strict=True):
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = connection.alias

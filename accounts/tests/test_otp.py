@@ -278,3 +278,27 @@ def test_a_login_for_a_phone_without_a_code_is_refused(api):
     answer = login(api, "+79991234567", "1234")
     assert answer.status_code == 400
     assert answer.json()["confirmation_code"]
+
+
+@pytest.mark.postgres
+def test_a_signup_writes_its_code_and_outbox_rows_in_one_statement(api, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications.models import Message
+
+    settings.OTP_DELIVERY_BACKENDS = ["file", "sms"]
+    with CaptureQueriesContext(connection) as queries:
+        assert signup(api).status_code == 200
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # The locks, the send limits, then one statement for the code row and both messages.
+    assert len(statements) == 3, statements
+    assert statements[2].startswith("WITH r0 AS (INSERT INTO")
+    challenge = PhoneCode.objects.get()
+    assert challenge.phone == "+79991234567" and challenge.created_at is not None
+    messages = Message.objects.order_by("id")
+    assert [(m.channel, m.recipient, m.sensitive, m.status) for m in messages] == [
+        ("file", "+79991234567", True, "pending"),
+        ("sms", "+79991234567", True, "pending"),
+    ]
+    assert messages[0].body == messages[1].body and messages[0].body.startswith("Your login code: ")

@@ -63,3 +63,20 @@ def test_insert_refuses_a_model_whose_key_is_not_generated():
     session = Session(session_key="k" * 32, session_data="", expire_date=timezone.now())
     with pytest.raises(TypeError, match="use save"):
         insert(session)
+
+
+@pytest.mark.postgres
+def test_insert_writes_rows_of_several_models_in_one_statement():
+    expires = timezone.now() + timedelta(minutes=5)
+    code = PhoneCode(phone="+79990000003", code_hash="b" * 64, expires_at=expires)
+    first = Message(channel="file", recipient="+79990000003", body="one", sensitive=True)
+    second = Message(channel="sms", recipient="+79990000003", body="two")
+    with CaptureQueriesContext(connection) as queries:
+        insert(code, first, second)
+    assert len(queries) == 1 and queries[0]["sql"].startswith("WITH r0 AS (INSERT INTO")
+    assert first.pk < second.pk and not code._state.adding and not second._state.adding
+    assert _row(PhoneCode, code.pk)["code_hash"] == "b" * 64
+    assert [(m["channel"], m["body"], m["sensitive"]) for m in Message.objects.order_by("id").values()] == [
+        ("file", "one", True),
+        ("sms", "two", False),
+    ]
