@@ -6,12 +6,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from project.exceptions import ApplicationError
 from project.serializers import StrictCharField
 
 from .services import code_request, code_verify, request_ip
+from .tokens import RefreshToken
 
 ErrorSerializer = inline_serializer("Error", {"detail": serializers.CharField()})
 RateLimitSerializer = inline_serializer(
