@@ -1,54 +1,54 @@
-"""accounts.tokens.RefreshToken: the outstanding-token row simplejwt writes, in one INSERT."""
-
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
-from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken as SimpleJwtRefreshToken
-
-from accounts.models import User
-from accounts.tokens import RefreshToken
 
 pytestmark = pytest.mark.django_db
 
-
-def _row(jti):
-    return OutstandingToken.objects.filter(jti=jti).values("user_id", "token", "created_at", "expires_at").get()
-
-
-def test_the_row_is_simplejwts_row():
-    user = User.objects.create_user(phone="+79991234567")
-    ours = RefreshToken.for_user(user)
-    theirs = SimpleJwtRefreshToken.for_user(user)
-    mine, stock = _row(ours["jti"]), _row(theirs["jti"])
-    assert mine["user_id"] == stock["user_id"] == user.pk
-    assert mine["token"] == str(ours) and stock["token"] == str(theirs)
-    assert mine["expires_at"].timestamp() == ours["exp"] and stock["expires_at"].timestamp() == theirs["exp"]
-    assert mine["created_at"] == ours.current_time and stock["created_at"] == theirs.current_time
-    # The token works where simplejwt's does: it can be read back and blacklisted.
-    parsed = SimpleJwtRefreshToken(str(ours))
-    parsed.blacklist()
-    assert OutstandingToken.objects.get(jti=ours["jti"]).blacklistedtoken is not None
+REFRESH = "/api/v1/auth/token/refresh/"
+LOGOUT = "/api/v1/auth/logout/"
 
 
-def test_issuing_is_one_insert():
-    user = User.objects.create_user(phone="+79991234568")
-    with CaptureQueriesContext(connection) as queries:
-        RefreshToken.for_user(user)
-    assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT INTO")
+@pytest.fixture
+def tokens(api, settings):
+    settings.OTP_FAKE_DELIVERY = True
+    code = api.post("/api/v1/auth/signup/", {"phone": "+79991234567"}, format="json").json()["confirmation_code"]
+    return api.post("/api/v1/auth/token/", {"phone": "+79991234567", "confirmation_code": code}, format="json").json()
 
 
-def test_the_string_is_signed_once_and_follows_the_claims(monkeypatch):
-    from rest_framework_simplejwt.backends import TokenBackend
+def test_refresh_rotates_and_the_old_refresh_token_is_blacklisted(api, tokens):
+    answer = api.post(REFRESH, {"refresh": tokens["refresh"]}, format="json")
+    assert answer.status_code == 200
+    assert set(answer.json()) == {"token", "refresh"}
+    assert answer.json()["refresh"] != tokens["refresh"]
+    reused = api.post(REFRESH, {"refresh": tokens["refresh"]}, format="json")
+    assert reused.status_code == 400
+    assert reused.json()["refresh"]
 
-    user = User.objects.create_user(phone="+79991234569")
-    signed = []
-    real = TokenBackend.encode
-    monkeypatch.setattr(TokenBackend, "encode", lambda self, payload: signed.append(1) or real(self, payload))
-    token = RefreshToken.for_user(user)
-    first = str(token)
-    assert str(token) == first and len(signed) == 1  # the row's string is the answer's
-    assert _row(token["jti"])["token"] == first
-    token.set_jti()  # a claim changes (rotation does this): the string is signed again
-    assert str(token) != first and len(signed) == 2
-    assert SimpleJwtRefreshToken(str(token))["jti"] == token["jti"]
+
+def test_logout_blacklists_the_refresh_token(api, tokens):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['token']}")
+    assert api.post(LOGOUT, {"refresh": tokens["refresh"]}, format="json").status_code == 205
+    after = api.post(REFRESH, {"refresh": tokens["refresh"]}, format="json")
+    assert after.status_code == 400
+
+
+def test_logout_needs_a_logged_in_user(api, tokens):
+    assert api.post(LOGOUT, {"refresh": tokens["refresh"]}, format="json").status_code == 401
+
+
+def test_logout_refuses_someone_elses_refresh_token(auth_api, tokens):
+    answer = auth_api.post(LOGOUT, {"refresh": tokens["refresh"]}, format="json")
+    assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("refresh", ["", "garbage", "a.b.c", None, 5])
+def test_a_bad_refresh_token_is_a_400(api, refresh):
+    answer = api.post(REFRESH, {"refresh": refresh}, format="json")
+    assert answer.status_code == 400
+
+
+def test_an_access_token_is_not_a_refresh_token(api, tokens):
+    answer = api.post(REFRESH, {"refresh": tokens["token"]}, format="json")
+    assert answer.status_code == 400
+
+
+def test_the_access_token_lives_fifteen_minutes_by_default(settings):
+    assert settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds() == 15 * 60
