@@ -3,12 +3,14 @@ import copy
 import json
 import socket
 import time
+import uuid
 
 import pytest
 import redis
 from celery import Celery
 from django.conf import settings
 from kombu import Queue
+from kombu.asynchronous import Hub, get_event_loop, set_event_loop
 
 from project import broker
 from project.broker import Channel, task_send
@@ -154,3 +156,93 @@ def test_task_send_raises_at_once_when_the_broker_refuses():
         task_send(noop, [1])
     assert "Connection refused" in str(caught.value) or isinstance(caught.value, ConnectionError)
     assert time.monotonic() - started < 5
+
+
+# --- QoS: the worker's records of the messages it holds, written in batches ----------------------
+
+
+@pytest.fixture
+def held():
+    """A queue with three messages, taken (not acked) through a channel as a worker takes them."""
+    queue = Queue(f"broker-test-qos-{uuid.uuid4().hex}")
+    connection = app.connection_for_write()
+    channel = connection.default_channel
+    bound = queue(channel)
+    bound.declare()
+    producer = app.amqp.Producer(channel)
+    for n in range(3):
+        producer.publish({"n": n}, routing_key=queue.name, serializer="json")
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    yield channel, bound, client
+    connection.release()  # closing the channel restores what it still holds: before the delete
+    client.delete(queue.name)
+    client.close()
+
+
+def _records(client, channel, *messages):
+    """Which of these messages kombu's record says the worker holds (the key is broker-wide)."""
+    tags = [message.delivery_tag for message in messages]
+    held = [client.hexists(channel.unacked_key, tag) for tag in tags]
+    indexed = [client.zscore(channel.unacked_index_key, tag) is not None for tag in tags]
+    assert held == indexed
+    return {tag for tag, is_held in zip(tags, held, strict=True) if is_held}
+
+
+def test_outside_an_event_loop_records_and_acks_are_written_at_once(held):
+    channel, bound, client = held
+    assert get_event_loop() is None
+    message = bound.get(no_ack=False)
+    assert _records(client, channel, message) == {message.delivery_tag}
+    message.ack()
+    assert _records(client, channel, message) == set()
+
+
+def test_in_an_event_loop_they_wait_and_go_together(held):
+    channel, bound, client = held
+    hub = Hub()
+    set_event_loop(hub)
+    try:
+        first, second = bound.get(no_ack=False), bound.get(no_ack=False)
+        assert _records(client, channel, first, second) == set()  # pending, one write scheduled
+        assert len(hub.timer) == 1
+        first.ack()  # acked before its record was written: it never will be
+        channel.qos.unacked_flush()
+        assert _records(client, channel, first, second) == {second.delivery_tag}
+        second.ack()
+        assert _records(client, channel, second) == {second.delivery_tag}  # the ack waits too
+        channel.qos.unacked_flush()
+        assert _records(client, channel, first, second) == set()
+    finally:
+        set_event_loop(None)
+
+
+def test_a_reject_with_requeue_reads_the_pending_record(held):
+    # Celery rejects with requeue when a pool process dies mid-task (task_reject_on_worker_lost).
+    channel, bound, client = held
+    set_event_loop(Hub())
+    try:
+        message = bound.get(no_ack=False)
+        body = message.payload
+        message.reject(requeue=True)
+        assert _records(client, channel, message) == set()
+        back = [bound.get(no_ack=True).payload for _ in range(3)]
+        assert sorted(m["n"] for m in back) == [0, 1, 2] and body in back
+    finally:
+        set_event_loop(None)
+
+
+def test_a_shutdown_restores_what_was_not_acked_and_writes_the_acks(held):
+    channel, bound, client = held
+    set_event_loop(Hub())
+    try:
+        done, unfinished = bound.get(no_ack=False), bound.get(no_ack=False)
+        done_n, unfinished_n = done.payload["n"], unfinished.payload["n"]
+        channel.qos.unacked_flush()
+        done.ack()
+        channel.qos.restore_unacked_once()
+        assert _records(client, channel, done, unfinished) == set()
+        back = sorted(bound.get(no_ack=True).payload["n"] for _ in range(2))
+        assert back == sorted({0, 1, 2} - {done_n}) and unfinished_n in back
+        assert bound.get(no_ack=True) is None  # the acked one is not back
+    finally:
+        set_event_loop(None)
