@@ -197,52 +197,48 @@ def test_outside_an_event_loop_records_and_acks_are_written_at_once(held):
     assert _records(client, channel, message) == set()
 
 
-def test_in_an_event_loop_they_wait_and_go_together(held):
+@pytest.fixture
+def hub():
+    """A worker's event loop, as kombu finds it (get_event_loop)."""
+    loop = Hub()
+    set_event_loop(loop)
+    yield loop
+    set_event_loop(None)
+
+
+def test_in_an_event_loop_they_wait_and_go_together(held, hub):
     channel, bound, client = held
-    hub = Hub()
-    set_event_loop(hub)
-    try:
-        first, second = bound.get(no_ack=False), bound.get(no_ack=False)
-        assert _records(client, channel, first, second) == set()  # pending, one write scheduled
-        assert len(hub.timer) == 1
-        first.ack()  # acked before its record was written: it never will be
-        channel.qos.unacked_flush()
-        assert _records(client, channel, first, second) == {second.delivery_tag}
-        second.ack()
-        assert _records(client, channel, second) == {second.delivery_tag}  # the ack waits too
-        channel.qos.unacked_flush()
-        assert _records(client, channel, first, second) == set()
-    finally:
-        set_event_loop(None)
+    first, second = bound.get(no_ack=False), bound.get(no_ack=False)
+    assert _records(client, channel, first, second) == set()  # pending, one write scheduled
+    assert len(hub.timer) == 1
+    first.ack()  # acked before its record was written: it never will be
+    channel.qos.unacked_flush()
+    assert _records(client, channel, first, second) == {second.delivery_tag}
+    second.ack()
+    assert _records(client, channel, second) == {second.delivery_tag}  # the ack waits too
+    channel.qos.unacked_flush()
+    assert _records(client, channel, first, second) == set()
 
 
-def test_a_reject_with_requeue_reads_the_pending_record(held):
+def test_a_reject_with_requeue_reads_the_pending_record(held, hub):
     # Celery rejects with requeue when a pool process dies mid-task (task_reject_on_worker_lost).
     channel, bound, client = held
-    set_event_loop(Hub())
-    try:
-        message = bound.get(no_ack=False)
-        body = message.payload
-        message.reject(requeue=True)
-        assert _records(client, channel, message) == set()
-        back = [bound.get(no_ack=True).payload for _ in range(3)]
-        assert sorted(m["n"] for m in back) == [0, 1, 2] and body in back
-    finally:
-        set_event_loop(None)
+    message = bound.get(no_ack=False)
+    body = message.payload
+    message.reject(requeue=True)
+    assert _records(client, channel, message) == set()
+    back = [bound.get(no_ack=True).payload for _ in range(3)]
+    assert sorted(m["n"] for m in back) == [0, 1, 2] and body in back
 
 
-def test_a_shutdown_restores_what_was_not_acked_and_writes_the_acks(held):
+def test_a_shutdown_restores_what_was_not_acked_and_writes_the_acks(held, hub):
     channel, bound, client = held
-    set_event_loop(Hub())
-    try:
-        done, unfinished = bound.get(no_ack=False), bound.get(no_ack=False)
-        done_n, unfinished_n = done.payload["n"], unfinished.payload["n"]
-        channel.qos.unacked_flush()
-        done.ack()
-        channel.qos.restore_unacked_once()
-        assert _records(client, channel, done, unfinished) == set()
-        back = sorted(bound.get(no_ack=True).payload["n"] for _ in range(2))
-        assert back == sorted({0, 1, 2} - {done_n}) and unfinished_n in back
-        assert bound.get(no_ack=True) is None  # the acked one is not back
-    finally:
-        set_event_loop(None)
+    done, unfinished = bound.get(no_ack=False), bound.get(no_ack=False)
+    done_n, unfinished_n = done.payload["n"], unfinished.payload["n"]
+    channel.qos.unacked_flush()
+    done.ack()
+    channel.qos.restore_unacked_once()
+    assert _records(client, channel, done, unfinished) == set()
+    back = sorted(bound.get(no_ack=True).payload["n"] for _ in range(2))
+    assert back == sorted({0, 1, 2} - {done_n}) and unfinished_n in back
+    assert bound.get(no_ack=True) is None  # the acked one is not back
