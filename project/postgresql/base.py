@@ -22,8 +22,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return False
         if connection.info.transaction_status != pq.TransactionStatus.IDLE:
             return super().is_usable()
+        # poll, not select: select refuses descriptors from 1024 up, which a busy process reaches.
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([connection.fileno()], [], [], 0)
-        except (OSError, ValueError):
+            poller.register(connection.fileno(), select.POLLIN)
+            readable = bool(poller.poll(0))
+        except OSError:
             return False
         return super().is_usable() if readable else True

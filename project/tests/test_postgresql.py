@@ -63,3 +63,16 @@ def test_a_connection_in_a_transaction_gets_djangos_check(wrapper):
     assert wrapper.is_usable()  # SELECT 1 inside the open transaction
     wrapper.rollback()
     wrapper.set_autocommit(True)
+
+
+def test_the_check_works_on_a_descriptor_above_1024(wrapper):
+    # select() refuses descriptors from 1024 up; a process with many files open gets them.
+    import os
+
+    fd = wrapper.connection.pgconn.socket
+    high = os.dup2(fd, 1500)
+    try:
+        wrapper.connection.fileno = lambda: high  # the same socket, seen through a high descriptor
+        assert wrapper.is_usable()
+    finally:
+        os.close(high)
