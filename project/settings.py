@@ -107,12 +107,12 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend, its per-request health check made without a round trip (the module says how).
     DATABASES["default"]["ENGINE"] = "project.postgresql"
-# Parameters travel apart from the SQL and psycopg prepares a statement it has run 5 times, so
-# PostgreSQL stops parsing and planning the hot queries per request (bench/). Turn off behind a
-# pooler that cannot keep prepared statements (PgBouncer < 1.21 in transaction mode).
-# docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
-if DATABASES["default"]["ENGINE"] == "project.postgresql" and env.bool("DATABASE_SERVER_SIDE_BINDING", default=True):
-    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+    # Parameters travel apart from the SQL and psycopg prepares a statement it has run 5 times,
+    # so PostgreSQL stops parsing and planning the hot queries per request (bench/). Turn off
+    # behind a pooler that cannot keep prepared statements (PgBouncer < 1.21 in transaction mode).
+    # docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
+    if env.bool("DATABASE_SERVER_SIDE_BINDING", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
