@@ -19,12 +19,12 @@ def advisory_xact_lock(*locks: tuple[int, str | int]) -> None:
     """
     if connection.vendor != "postgresql" or not locks:
         return
-    params = []
-    for namespace, key in locks:
-        params += [namespace, zlib.crc32(key.encode()) - 2**31 if isinstance(key, str) else key]
-    calls = ", ".join(["pg_advisory_xact_lock(%s, %s)"] * len(locks))
+    # The keys are integers written into the statement: a statement without parameters opens
+    # its transaction in the same round trip (project/postgresql).
+    keys = [(space, zlib.crc32(key.encode()) - 2**31 if isinstance(key, str) else key) for space, key in locks]
+    calls = ", ".join(f"pg_advisory_xact_lock({int(space)}, {int(key)})" for space, key in keys)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {calls}", params)
+        cursor.execute(f"SELECT {calls}")
 
 
 def value_from_db(field, value):
