@@ -66,9 +66,8 @@ def seed() -> Seeded:
     start = now - timedelta(days=30)
     user_table = User._meta.db_table
     with connection.cursor() as cursor:
-        pg = cursor.cursor  # psycopg's own cursor: COPY
         columns = "id, password, is_superuser, phone, ref_code, is_active, is_staff, created_at"
-        with pg.copy(f"COPY {user_table} ({columns}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {user_table} ({columns}) FROM STDIN") as copy:
             for user_id in range(1, USERS + 1):
                 staff = user_id == STAFF
                 copy.write_row(
@@ -83,13 +82,13 @@ def seed() -> Seeded:
                         start + timedelta(seconds=user_id),
                     )
                 )
-        with pg.copy(f"COPY {Referral._meta.db_table} (invitee_id, inviter_id, created_at) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {Referral._meta.db_table} (invitee_id, inviter_id, created_at) FROM STDIN") as copy:
             for n, (invitee, inviter) in enumerate(_links()):
                 copy.write_row((invitee, inviter, start + timedelta(seconds=n)))
         token_phones = [phone_for(user_id) for user_id in range(TOKEN_FIRST, USERS + 1)]
         expires = now + timedelta(days=1)
         columns = "phone, code_hash, created_at, expires_at, attempts"
-        with pg.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
             for phone in token_phones:
                 copy.write_row((phone, code_hash(phone=phone, code=TOKEN_CODE), now, expires, 0))
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{user_table}', 'id'), {USERS})")
