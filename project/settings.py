@@ -105,7 +105,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend, its per-request health check made without a round trip (the module says how).
+    # Django's backend with fewer round trips: the per-request health check reads the socket,
+    # and BEGIN travels with a transaction's first statement (project/postgresql/base.py says how).
     DATABASES["default"]["ENGINE"] = "project.postgresql"
     # Parameters travel apart from the SQL and psycopg prepares a statement it has run 5 times,
     # so PostgreSQL stops parsing and planning the hot queries per request (bench/). Turn off

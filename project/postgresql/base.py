@@ -102,23 +102,28 @@ class BeginMixin:
 
     def _begin_if_needed(self):
         if self.db.begin_needed():
-            self.db.validate_no_broken_transaction()
-            self.db.begin()
+            self._begin()
+
+    def _begin(self):
+        self.db.validate_no_broken_transaction()
+        self.db.begin()
 
     def _execute(self, sql, params, *ignored_wrapper_args):
-        db = self.db
-        if not db.begin_needed():
-            return super()._execute(sql, params, *ignored_wrapper_args)
-        if params is None and isinstance(sql, str) and not isinstance(self.cursor, ServerCursor):
-            # One message, two statements (the simple query protocol); never prepared, as a
-            # prepared statement holds one. The cursor then shows the caller's statement.
-            db.validate_no_broken_transaction()
-            with db.wrap_database_errors:
-                self.cursor.execute(f"{db.begin_statement()}; {sql}", prepare=False)
-                self.cursor.nextset()
-                return self.cursor
-        self._begin_if_needed()
+        if self.db.begin_needed():
+            if params is None and isinstance(sql, str) and not isinstance(self.cursor, ServerCursor):
+                return self._execute_with_begin(sql)
+            self._begin()
         return super()._execute(sql, params, *ignored_wrapper_args)
+
+    def _execute_with_begin(self, sql):
+        # One message, two statements (the simple query protocol); never prepared, as a prepared
+        # statement holds one. The cursor then shows the caller's statement.
+        db = self.db
+        db.validate_no_broken_transaction()
+        with db.wrap_database_errors:
+            self.cursor.execute(f"{db.begin_statement()}; {sql}", prepare=False)
+            self.cursor.nextset()
+            return self.cursor
 
     def _executemany(self, sql, param_list, *ignored_wrapper_args):
         self._begin_if_needed()

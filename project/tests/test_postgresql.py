@@ -29,8 +29,6 @@ def wrapper(transactional_db):
 
 
 def test_the_settings_use_this_backend():
-    from project.postgresql.base import DatabaseWrapper
-
     assert isinstance(connections["default"], DatabaseWrapper)
     assert connections["default"].settings_dict["CONN_HEALTH_CHECKS"] is True
 
@@ -77,8 +75,6 @@ def test_a_connection_in_a_transaction_gets_djangos_check(wrapper):
 
 def test_the_check_works_on_a_descriptor_above_1024(wrapper):
     # select() refuses descriptors from 1024 up; a process with many files open gets them.
-    import os
-
     fd = wrapper.connection.pgconn.socket
     high = os.dup2(fd, 1500)
     try:
