@@ -8,7 +8,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from project.exceptions import ApplicationError
-from project.serializers import StrictCharField
+from project.serializers import FlatSerializer, StrictCharField
 
 from .services import code_request, code_verify, request_ip
 from .tokens import RefreshToken
@@ -35,7 +35,7 @@ class SignupApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="SignupInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         phone = StrictCharField(max_length=64, help_text='Any spelling, e.g. "+7 (999) 123-45-67".')
 
     @extend_schema_serializer(component_name="SignupOutput")
@@ -69,7 +69,7 @@ class TokenApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="TokenInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         phone = StrictCharField(max_length=64)
         confirmation_code = StrictCharField(max_length=16)
 
@@ -102,7 +102,7 @@ class TokenRefreshApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="TokenRefreshInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         refresh = StrictCharField()
 
     @extend_schema(
@@ -128,7 +128,7 @@ class LogoutApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema_serializer(component_name="LogoutInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         refresh = StrictCharField()
 
     @extend_schema(

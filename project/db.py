@@ -27,26 +27,55 @@ def advisory_xact_lock(*locks: tuple[int, str | int]) -> None:
         cursor.execute(f"SELECT {calls}")
 
 
+# What the helpers below work out once per connection alias and field or model: the ORM's
+# metadata walks cost more than the query they serve on the login path (bench/).
+_converters: dict[tuple, tuple] = {}
+_rows: dict[tuple, tuple] = {}
+_columns: dict[tuple, str] = {}
+
+
+def _converters_of(field) -> tuple:
+    """The column expression the ORM would read `field` by, and its converters."""
+    key = (connection.alias, field)
+    if key not in _converters:
+        column = field.get_col(field.model._meta.db_table)
+        _converters[key] = (column, connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+    return _converters[key]
+
+
 def value_from_db(field, value):
     """A raw query's value as the ORM would return it (SQLite hands timestamps back as text)."""
-    column = field.get_col(field.model._meta.db_table)
-    for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+    column, converters = _converters_of(field)
+    for converter in converters:
         value = converter(value, column, connection)
     return value
 
 
 def instance_from_row(model, row):
     """A model instance from a raw row holding every concrete field, in _meta order."""
-    fields = model._meta.concrete_fields
-    values = [value_from_db(field, value) for field, value in zip(fields, row, strict=True)]
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
+    key = (connection.alias, model)
+    if key not in _rows:
+        fields = model._meta.concrete_fields
+        converted = [(n, *_converters_of(field)) for n, field in enumerate(fields) if _converters_of(field)[1]]
+        _rows[key] = (len(fields), [field.attname for field in fields], converted)
+    size, attnames, converted = _rows[key]
+    if len(row) != size:
+        raise ValueError(f"{model._meta.label} has {size} columns, the row {len(row)}")
+    values = list(row)
+    for n, column, converters in converted:
+        for converter in converters:
+            values[n] = converter(values[n], column, connection)
+    return model.from_db(connection.alias, attnames, values)
 
 
 def columns(model, alias: str = "") -> str:
     """Every concrete column of `model`, in the order instance_from_row expects; qualified by a
     table alias of the query when given."""
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(prefix + connection.ops.quote_name(field.column) for field in model._meta.concrete_fields)
+    key = (connection.alias, model, alias)
+    if key not in _columns:
+        prefix = f"{alias}." if alias else ""
+        _columns[key] = ", ".join(prefix + connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+    return _columns[key]
 
 
 def flush_skipped(connection) -> str:

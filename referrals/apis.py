@@ -16,7 +16,7 @@ from accounts.apis import ErrorSerializer, _input, _validation_error
 from accounts.authentication import JWTUserIdAuthentication
 from accounts.models import User
 from accounts.selectors import user_is_active
-from project.serializers import StrictCharField
+from project.serializers import FlatSerializer, StrictCharField
 
 from . import selectors, services
 
@@ -58,7 +58,7 @@ class MyProfileApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema_serializer(component_name="MyProfileInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         my_inviter = ReferralCodeField(max_length=64, help_text="The inviter's referral code.")
 
     @staticmethod
@@ -151,7 +151,7 @@ class ProfileDetailApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema_serializer(component_name="ProfileUpdateInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FlatSerializer):
         phone = StrictCharField(max_length=64, required=False)
         is_active = serializers.BooleanField(required=False)
         my_inviter = ReferralCodeField(

@@ -158,6 +158,22 @@ def test_task_send_raises_at_once_when_the_broker_refuses():
     assert time.monotonic() - started < 5
 
 
+def test_task_send_keeps_one_connection_and_takes_it_back_after_redis_drops_it(celery_queue):
+    from notifications.tasks import message_deliver_task
+
+    client, queue = celery_queue
+    task_send(message_deliver_task, [1])
+    task_send(message_deliver_task, [2])
+    own = broker._templates[message_deliver_task.name].client
+    connection_id = own.client_id()  # the connection it keeps, asked on that connection
+    assert next(c for c in client.client_list() if c["id"] == str(connection_id))["cmd"] == "client|id"
+    client.client_kill_filter(_id=connection_id)  # Redis restarted, a proxy timed out: it is gone
+    task_send(message_deliver_task, [3])
+    assert own is broker._templates[message_deliver_task.name].client
+    assert own.client_id() != connection_id  # a new connection
+    assert [_pop(client, queue)["body"][0] for _ in range(3)] == [[1], [2], [3]]
+
+
 # --- QoS: the worker's records of the messages it holds, written in batches ----------------------
 
 

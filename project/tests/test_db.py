@@ -1,4 +1,5 @@
-"""project/db.insert: the row save() would write, with the statement built once per model."""
+"""project/db: insert() writes the row save() would write, with the statement built once per model;
+instance_from_row and columns read a raw row as the ORM would."""
 
 from datetime import timedelta
 
@@ -8,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import PhoneCode
+from accounts.models import PhoneCode, User
 from notifications.models import Message
 from project import db
-from project.db import insert
+from project.db import columns, insert, instance_from_row, value_from_db
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +81,43 @@ def test_insert_writes_rows_of_several_models_in_one_statement():
         ("file", "one", True),
         ("sms", "two", False),
     ]
+
+
+def _raw(model, pk, alias=""):
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(model._meta.db_table)
+        cursor.execute(f"SELECT {columns(model, alias)} FROM {table} {alias} WHERE id = %s", [pk])
+        return cursor.fetchone()
+
+
+def test_instance_from_row_reads_a_raw_row_as_the_orm_does():
+    user = User.objects.create_user(phone="+79990000031")
+    message = Message.objects.create(channel="file", recipient="+79990000031", body="hi", claimed_at=timezone.now())
+    for model, pk in ((User, user.pk), (Message, message.pk), (User, user.pk)):  # the second read is cached
+        loaded = instance_from_row(model, _raw(model, pk, alias="t"))
+        want = model.objects.get(pk=pk)
+        assert type(loaded) is model and not loaded._state.adding and loaded._state.db == "default"
+        for field in model._meta.concrete_fields:
+            assert getattr(loaded, field.attname) == getattr(want, field.attname), field.name
+    assert loaded.created_at.tzinfo is not None  # aware, as the ORM returns it on every backend
+
+
+def test_value_from_db_converts_a_raw_value_as_the_orm_does():
+    code = PhoneCode.objects.create(phone="+79990000032", code_hash="b" * 64, expires_at=timezone.now())
+    created_at = PhoneCode._meta.get_field("created_at")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT created_at FROM {PhoneCode._meta.db_table} WHERE id = %s", [code.pk])
+        (raw,) = cursor.fetchone()
+    assert value_from_db(created_at, raw) == PhoneCode.objects.get(pk=code.pk).created_at
+
+
+def test_instance_from_row_refuses_a_row_of_another_shape():
+    user = User.objects.create_user(phone="+79990000033")
+    with pytest.raises(ValueError, match="columns"):
+        instance_from_row(User, _raw(User, user.pk)[:-1])
+
+
+def test_columns_names_every_concrete_column_in_model_order():
+    names = [f.column for f in Message._meta.concrete_fields]
+    assert columns(Message) == ", ".join(connection.ops.quote_name(n) for n in names)
+    assert columns(Message, "m") == ", ".join(f"m.{connection.ops.quote_name(n)}" for n in names)
