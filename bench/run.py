@@ -559,10 +559,12 @@ def targets(r: dict) -> list[dict]:
     otp = r["otp"]
     rows = [
         ("my_profile 100 refs >= 0.30 x ceiling", p100["ratio"], p100["ratio"] >= 0.30),
+        # Each figure over the ceilings measured next to it, so the machine's drift between the
+        # two runs cancels out (raw requests/s shown beside it).
         (
-            "my_profile 100 refs >= 0.8 x my_profile 0 refs",
-            round(p100["rps"] / p0["rps"], 3),
-            p100["rps"] >= 0.8 * p0["rps"],
+            "my_profile 100 refs >= 0.8 x my_profile 0 refs (each over its ceiling)",
+            f"{p100['ratio'] / p0['ratio']:.3f} (raw req/s {p100['rps'] / p0['rps']:.3f})",
+            p100["ratio"] >= 0.8 * p0["ratio"],
         ),
         ("my_profile 10,000 refs correct", r["my_profile_10000_correct"], r["my_profile_10000_correct"]),
         (
