@@ -1,8 +1,9 @@
 """Small database helpers shared by the services."""
 
+import functools
 import zlib
 
-from django.db import connection
+from django.db import connection, connections
 
 # Namespaces for transaction-level advisory locks (first key of the two-int form).
 LOCK_OTP_PHONE = 1
@@ -27,25 +28,35 @@ def advisory_xact_lock(*locks: tuple[int, str | int]) -> None:
         cursor.execute(f"SELECT {calls}")
 
 
-# What the helpers below work out once per connection alias and field or model: the ORM's
-# metadata walks cost more than the query they serve on the login path (bench/).
-_converters: dict[tuple, tuple] = {}
-_rows: dict[tuple, tuple] = {}
-_columns: dict[tuple, str] = {}
+# The helpers below work out what they need once per connection alias and field or model
+# (functools.cache): the ORM's metadata walks cost more than the query they serve on the login
+# path (bench/).
 
 
-def _converters_of(field) -> tuple:
+@functools.cache
+def _converters_of(alias: str, field) -> tuple:
     """The column expression the ORM would read `field` by, and its converters."""
-    key = (connection.alias, field)
-    if key not in _converters:
-        column = field.get_col(field.model._meta.db_table)
-        _converters[key] = (column, connection.ops.get_db_converters(column) + field.get_db_converters(connection))
-    return _converters[key]
+    column = field.get_col(field.model._meta.db_table)
+    db = connections[alias]
+    return column, db.ops.get_db_converters(column) + field.get_db_converters(db)
+
+
+@functools.cache
+def _row_shape(alias: str, model) -> tuple[list[str], list[tuple]]:
+    """The attribute names of a raw row's columns, and which of them need converting."""
+    fields = model._meta.concrete_fields
+    return [f.attname for f in fields], [(n, f) for n, f in enumerate(fields) if _converters_of(alias, f)[1]]
+
+
+@functools.cache
+def _columns(alias: str, model, table_alias: str) -> str:
+    prefix = f"{table_alias}." if table_alias else ""
+    return ", ".join(prefix + connections[alias].ops.quote_name(f.column) for f in model._meta.concrete_fields)
 
 
 def value_from_db(field, value):
     """A raw query's value as the ORM would return it (SQLite hands timestamps back as text)."""
-    column, converters = _converters_of(field)
+    column, converters = _converters_of(connection.alias, field)
     for converter in converters:
         value = converter(value, column, connection)
     return value
@@ -53,29 +64,19 @@ def value_from_db(field, value):
 
 def instance_from_row(model, row):
     """A model instance from a raw row holding every concrete field, in _meta order."""
-    key = (connection.alias, model)
-    if key not in _rows:
-        fields = model._meta.concrete_fields
-        converted = [(n, *_converters_of(field)) for n, field in enumerate(fields) if _converters_of(field)[1]]
-        _rows[key] = (len(fields), [field.attname for field in fields], converted)
-    size, attnames, converted = _rows[key]
-    if len(row) != size:
-        raise ValueError(f"{model._meta.label} has {size} columns, the row {len(row)}")
+    attnames, converted = _row_shape(connection.alias, model)
+    if len(row) != len(attnames):
+        raise ValueError(f"{model._meta.label} has {len(attnames)} columns, the row {len(row)}")
     values = list(row)
-    for n, column, converters in converted:
-        for converter in converters:
-            values[n] = converter(values[n], column, connection)
+    for n, field in converted:
+        values[n] = value_from_db(field, values[n])
     return model.from_db(connection.alias, attnames, values)
 
 
 def columns(model, alias: str = "") -> str:
     """Every concrete column of `model`, in the order instance_from_row expects; qualified by a
     table alias of the query when given."""
-    key = (connection.alias, model, alias)
-    if key not in _columns:
-        prefix = f"{alias}." if alias else ""
-        _columns[key] = ", ".join(prefix + connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
-    return _columns[key]
+    return _columns(connection.alias, model, alias)
 
 
 def flush_skipped(connection) -> str:
