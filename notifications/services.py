@@ -56,6 +56,12 @@ def messages_enqueue(messages: list[Message], *, with_rows=()) -> None:
     """message_enqueue for unsaved Message rows, inserted in one statement together with the
     caller's own new rows (`with_rows`: a signup's code row; one round trip for all)."""
     insert(*with_rows, *messages)
+    messages_publish_on_commit(messages)
+
+
+def messages_publish_on_commit(messages: list[Message]) -> None:
+    """Publish saved outbox rows once the transaction that wrote them commits (at once outside
+    one). For rows written by other means than messages_enqueue (accounts_code_issue)."""
     for message in messages:
         transaction.on_commit(partial(message_publish, message_id=message.pk))
 

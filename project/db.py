@@ -22,10 +22,16 @@ def advisory_xact_lock(*locks: tuple[int, str | int]) -> None:
         return
     # The keys are integers written into the statement: a statement without parameters opens
     # its transaction in the same round trip (project/postgresql).
-    keys = [(space, zlib.crc32(key.encode()) - 2**31 if isinstance(key, str) else key) for space, key in locks]
-    calls = ", ".join(f"pg_advisory_xact_lock({int(space)}, {int(key)})" for space, key in keys)
+    calls = ", ".join(f"pg_advisory_xact_lock({space}, {key})" for space, key in lock_keys(*locks))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {calls}")
+
+
+def lock_keys(*locks: tuple[int, str | int]) -> list[list[int]]:
+    """advisory_xact_lock's (namespace, key) pairs as the two int4 keys PostgreSQL takes."""
+    return [
+        [int(space), zlib.crc32(key.encode()) - 2**31 if isinstance(key, str) else int(key)] for space, key in locks
+    ]
 
 
 # The helpers below work out what they need once per connection alias and field or model

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts import services
 from accounts.models import PhoneCode, User
 from accounts.services import code_hash
 
@@ -17,6 +18,19 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fake_delivery(settings):
     settings.OTP_FAKE_DELIVERY = True
+
+
+@pytest.fixture(autouse=True, params=["in_database", "in_python"])
+def issue_path(request, monkeypatch):
+    """Every rule here holds both ways a code is issued: accounts_code_issue in one statement
+    (PostgreSQL) and services._code_issue (any database; the only way on the others)."""
+    from django.db import connection
+
+    if request.param == "in_python":
+        monkeypatch.setattr(services, "_issue_in_database", lambda: False)
+    elif connection.vendor != "postgresql":
+        pytest.skip("accounts_code_issue is PostgreSQL's")
+    return request.param
 
 
 def signup(api, phone="+79991234567", **extra):
@@ -281,7 +295,7 @@ def test_a_login_for_a_phone_without_a_code_is_refused(api):
 
 
 @pytest.mark.postgres
-def test_a_signup_writes_its_code_and_outbox_rows_in_one_statement(api, settings):
+def test_a_signup_writes_its_code_and_outbox_rows_in_one_statement(api, settings, issue_path):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -291,9 +305,14 @@ def test_a_signup_writes_its_code_and_outbox_rows_in_one_statement(api, settings
     with CaptureQueriesContext(connection) as queries:
         assert signup(api).status_code == 200
     statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    # The locks, the send limits, then one statement for the code row and both messages.
-    assert len(statements) == 3, statements
-    assert statements[2].startswith("WITH r0 AS (INSERT INTO")
+    if issue_path == "in_database":
+        # Locks, limits and rows: one call, outside a transaction (its own implicit one).
+        assert len(statements) == 1, statements
+        assert statements[0].startswith("SELECT refused, anchor, issued_at, code_id, message_ids FROM accounts_code")
+    else:
+        # The locks, the send limits, then one statement for the code row and both messages.
+        assert len(statements) == 3, statements
+        assert statements[2].startswith("WITH r0 AS (INSERT INTO")
     challenge = PhoneCode.objects.get()
     assert challenge.phone == "+79991234567" and challenge.created_at is not None
     messages = Message.objects.order_by("id")
