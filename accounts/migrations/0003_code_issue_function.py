@@ -18,14 +18,7 @@ CREATE OR REPLACE FUNCTION accounts_code_issue(
     p_cooldown interval,
     p_per_phone integer,
     p_per_ip integer,
-    p_channel text[],
-    p_recipient text[],
-    p_body text[],
-    p_sensitive boolean[],
-    p_status text[],
-    p_attempts integer[],
-    p_last_error text[],
-    p_provider_id text[],
+    p_messages jsonb,
     OUT refused text,
     OUT anchor timestamptz,
     OUT issued_at timestamptz,
@@ -70,19 +63,16 @@ BEGIN
     INSERT INTO accounts_phonecode (phone, code_hash, ip, created_at, expires_at, attempts)
     VALUES (p_phone, p_code_hash, p_ip, issued_at, issued_at + p_ttl, 0)
     RETURNING id INTO code_id;
+    -- The outbox rows, in the caller's order: [{"channel": ..., "recipient": ..., ...}, ...].
     WITH added AS (
         INSERT INTO notifications_message (
             channel, recipient, body, sensitive, status, attempts, last_error, provider_id,
             created_at, updated_at
         )
-        SELECT m.channel, m.recipient, m.body, m.sensitive, m.status, m.attempts, m.last_error, m.provider_id,
-            issued_at, issued_at
-        FROM unnest(
-            p_channel, p_recipient, p_body, p_sensitive, p_status, p_attempts, p_last_error, p_provider_id
-        ) WITH ORDINALITY AS m (
-            channel, recipient, body, sensitive, status, attempts, last_error, provider_id, n
-        )
-        ORDER BY m.n
+        SELECT m->>'channel', m->>'recipient', m->>'body', (m->>'sensitive')::boolean, m->>'status',
+            (m->>'attempts')::integer, m->>'last_error', m->>'provider_id', issued_at, issued_at
+        FROM jsonb_array_elements(p_messages) WITH ORDINALITY AS e (m, n)
+        ORDER BY e.n
         RETURNING id
     )
     SELECT array_agg(id ORDER BY id) INTO message_ids FROM added;
