@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.sessions.models import Session
-from django.db import ProgrammingError, connection, connections, transaction
+from django.db import DataError, IntegrityError, ProgrammingError, connection, connections, transaction
 from django.utils import timezone
 from psycopg import IsolationLevel, pq
 
@@ -188,11 +188,22 @@ def test_psycopg_stays_in_autocommit_and_django_keeps_the_flag(transactional_db)
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
 
 
-def test_a_failed_first_statement_leaves_the_transaction_to_roll_back(transactional_db):
-    with pytest.raises(ProgrammingError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT no_such_column")
+@pytest.mark.parametrize("params", [None, ["x"]], ids=["literal", "parameters"])
+def test_a_failed_first_statement_leaves_the_transaction_to_roll_back(transactional_db, params):
+    error = ProgrammingError if params is None else DataError
+    with pytest.raises(error), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT no_such_column" if params is None else "SELECT %s::integer", params)
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
     assert Session.objects.count() == 0  # the connection works on
+
+
+def test_a_unique_violation_in_the_first_statement_is_djangos_integrity_error(transactional_db):
+    Session.objects.create(session_key="taken", session_data="data", expire_date=timezone.now())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Session.objects.create(session_key="taken", session_data="again", expire_date=timezone.now())
+    with transaction.atomic():  # the connection works on, and so does the next transaction
+        Session.objects.create(session_key="free", session_data="data", expire_date=timezone.now())
+    assert _sessions() == {"taken", "free"}
 
 
 @pytest.fixture(params=[True, False], ids=["server-side-binding", "client-side-binding"])
