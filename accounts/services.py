@@ -183,8 +183,9 @@ def _code_issue_in_database(challenge: PhoneCode, messages: list[Message]) -> No
     outside a transaction, where _code_issue takes four. Inside one (atomic), the locks and rows
     are the caller's transaction's, as with _code_issue, and the publish waits for its commit.
 
-    The lock keys and the outbox rows go as text (an array literal, JSON): psycopg adapts lists
-    in Python, element by element, at several times the cost (bench/).
+    The lock keys and the outbox rows go as text (an array literal, JSON): psycopg adapts list
+    arguments in Python, element by element; as nine lists they cost 0.47M of a signup's 3.06M
+    instructions in the Django process (callgrind).
     """
     fields = [Message._meta.get_field(name) for name in CODE_ISSUE_MESSAGE_FIELDS]
     rows = [{f.name: f.get_db_prep_save(getattr(m, f.attname), connection) for f in fields} for m in messages]

@@ -208,6 +208,16 @@ OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
 OTP_RESEND_COOLDOWN_S = env.int("OTP_RESEND_COOLDOWN_S", default=60)
 OTP_SENDS_PER_PHONE_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_HOUR", default=5)
 OTP_SENDS_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_IP_PER_HOUR", default=20)
+# A cap of 0 would refuse every code, and the limits query would ask for OFFSET -1 (a 500).
+for _name, _least in (
+    ("OTP_TTL_S", 1),
+    ("OTP_MAX_ATTEMPTS", 1),
+    ("OTP_RESEND_COOLDOWN_S", 0),
+    ("OTP_SENDS_PER_PHONE_PER_HOUR", 1),
+    ("OTP_SENDS_PER_IP_PER_HOUR", 1),
+):
+    if globals()[_name] < _least:
+        raise ImproperlyConfigured(f"{_name} must be at least {_least}, not {globals()[_name]}")
 # Which backends carry login codes (notifications/backends/). The file backend writes to disk:
 # fine for DEBUG and demos; production names its real channels (sms, email).
 OTP_DELIVERY_BACKENDS = env.list("OTP_DELIVERY_BACKENDS", default=["file"])

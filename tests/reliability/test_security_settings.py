@@ -117,6 +117,16 @@ def test_production_refuses_to_start_without_a_secret_it_needs(env, missing):
     assert missing in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("OTP_SENDS_PER_IP_PER_HOUR", "0"), ("OTP_SENDS_PER_PHONE_PER_HOUR", "-1"), ("OTP_RESEND_COOLDOWN_S", "-5")],
+)
+def test_an_otp_limit_out_of_range_stops_the_start(name, value):
+    result = _python("import django; django.setup()", {"DEBUG": "1", name: value})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name} must be at least" in result.stderr
+
+
 def test_the_deploy_check_fails_when_fake_delivery_is_on_with_debug_off():
     result = _manage("check", "--deploy", "--fail-level", "ERROR", env={**PROD, "OTP_FAKE_DELIVERY": "1"})
     assert result.returncode != 0
