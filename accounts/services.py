@@ -19,6 +19,7 @@ from project.db import (
     columns,
     instance_from_row,
     lock_keys,
+    mark_saved,
     value_from_db,
 )
 from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
@@ -211,14 +212,9 @@ def _code_issue_in_database(challenge: PhoneCode, messages: list[Message]) -> No
     if refused is not None:
         _refuse(refused, anchor, issued_at)
     challenge.created_at, challenge.expires_at = issued_at, issued_at + timedelta(seconds=settings.OTP_TTL_S)
-    saved = [(challenge, code_id)]
-    for message, pk in zip(messages, message_ids or [], strict=True):
+    for message in messages:
         message.created_at = message.updated_at = issued_at
-        saved.append((message, pk))
-    for row, pk in saved:
-        row.pk = pk
-        row._state.adding = False
-        row._state.db = connection.alias
+    mark_saved([challenge, *messages], [code_id, *(message_ids or [])])
     messages_publish_on_commit(messages)
 
 

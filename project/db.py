@@ -151,6 +151,12 @@ def insert(*instances) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         keys = cursor.fetchone()
+    mark_saved(instances, keys)
+
+
+def mark_saved(instances, keys) -> None:
+    """What save() leaves on new rows written by other means: each its primary key, and the
+    state of a row loaded from this connection's database."""
     for instance, pk in zip(instances, keys, strict=True):
         instance.pk = pk
         instance._state.adding = False
