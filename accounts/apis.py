@@ -85,12 +85,14 @@ class TokenApi(APIView):
     )
     def post(self, request):
         data = _input(self.InputSerializer, request)
-        issued = []  # the refresh token's outstanding row commits with the code's use: one commit
-        code_verify(
-            phone=data["phone"],
-            code=data["confirmation_code"],
-            on_login=lambda user: issued.append(RefreshToken.for_user(user)),
-        )
+        issued = []  # the refresh token's outstanding row commits with the code's use
+
+        def login_rows(user):
+            refresh, row = RefreshToken.for_user_unsaved(user)
+            issued[:] = [refresh]  # the one whose row went in, if it was built more than once
+            return [row]
+
+        code_verify(phone=data["phone"], code=data["confirmation_code"], login_rows=login_rows)
         (refresh,) = issued
         return Response({"token": str(refresh.access_token), "refresh": str(refresh)})
 

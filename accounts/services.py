@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,8 @@ from project.db import (
     LOCK_OTP_PHONE,
     advisory_xact_lock,
     columns,
+    insert,
+    insert_select,
     instance_from_row,
     lock_keys,
     mark_saved,
@@ -224,19 +227,14 @@ def _code_check_format(code) -> str:
     return code
 
 
-def _code_try(*, phone: str, code: str, now) -> tuple[bool | None, User | None]:
-    """Count one try at the latest code sent to `phone`, consuming it if `code` is right.
+def _code_attempt(*, phone: str, code: str, now) -> tuple[str, list]:
+    """One try at the latest code sent to `phone`: a conditional UPDATE that counts it and, if
+    `code` is right, consumes the code, RETURNING consumed_at (NULL for a wrong try).
 
-    One conditional UPDATE: it passes only while that code is unused, unexpired and has tries
-    left, so however many tries arrive at once a code takes at most OTP_MAX_ATTEMPTS of them
-    and works once. First item: True, right and now consumed; False, wrong and counted; None,
-    nothing was counted (no usable code, or its tries are used up). The stored HMAC is compared
-    in SQL: both sides are digests keyed by SECRET_KEY, so how long a comparison takes says
-    nothing about the code.
-
-    On PostgreSQL the same statement reads the user with that phone after a right try (the
-    UPDATE in a CTE; second item, None if there is none yet): a login's check is one round trip.
-    Elsewhere the second item is None and the caller looks the user up.
+    It passes only while that code is unused, unexpired and has tries left, so however many
+    tries arrive at once a code takes at most OTP_MAX_ATTEMPTS of them and works once. The
+    stored HMAC is compared in SQL: both sides are digests keyed by SECRET_KEY, so how long a
+    comparison takes says nothing about the code.
     """
     table = PhoneCode._meta.db_table
     at = connection.ops.adapt_datetimefield_value(now)  # as the ORM sends it (SQLite: text)
@@ -247,7 +245,18 @@ def _code_try(*, phone: str, code: str, now) -> tuple[bool | None, User | None]:
         " AND consumed_at IS NULL AND expires_at > %s AND attempts < %s"
         " RETURNING consumed_at"  # not "consumed_at IS NOT NULL": SQLite 3.40 answers 1 for a NULL
     )
-    params = [code_hash(phone=phone, code=code), at, phone, at, settings.OTP_MAX_ATTEMPTS]
+    return sql, [code_hash(phone=phone, code=code), at, phone, at, settings.OTP_MAX_ATTEMPTS]
+
+
+def _code_try(*, phone: str, code: str, now) -> tuple[bool | None, User | None]:
+    """Count one try (_code_attempt). First item: True, right and now consumed; False, wrong and
+    counted; None, nothing was counted (no usable code, or its tries are used up).
+
+    On PostgreSQL the same statement reads the user with that phone after a right try (the
+    UPDATE in a CTE; second item, None if there is none yet): a login's check is one round trip.
+    Elsewhere the second item is None and the caller looks the user up.
+    """
+    sql, params = _code_attempt(phone=phone, code=code, now=now)
     with_user = connection.vendor == "postgresql"
     if with_user:
         sql = (
@@ -265,26 +274,106 @@ def _code_try(*, phone: str, code: str, now) -> tuple[bool | None, User | None]:
     return right, instance_from_row(User, row[1:]) if found else None
 
 
-def code_verify(*, phone: str, code: str, on_login=None) -> User:
+# The rows of a login go in only when its try consumed the code.
+_CONSUMED = "attempt WHERE attempt.consumed_at IS NOT NULL"
+
+
+def _code_try_saving(*, phone: str, code: str, now, rows: list) -> bool | None:
+    """_code_try for a user already read, PostgreSQL only: the same UPDATE, and `rows` inserted
+    by the same statement when it consumes the code (each an INSERT ... SELECT over the
+    UPDATE's row, in a CTE). Outside a transaction the statement is its own: the try, the code's
+    use and the rows commit together in one round trip. Answers as _code_try's first item."""
+    sql, params = _code_attempt(phone=phone, code=code, now=now)
+    ctes = [f"attempt AS ({sql})"]
+    for n, row in enumerate(rows):
+        row_sql, values = insert_select(row, _CONSUMED)
+        ctes.append(f"r{n} AS ({row_sql})")
+        params += values
+    keys = "".join(f", (SELECT * FROM r{n})" for n in range(len(rows)))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} SELECT attempt.consumed_at{keys} FROM attempt", params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    if found[0] is None:
+        return False
+    mark_saved(rows, found[1:])
+    return True
+
+
+def _login_read(*, phone: str, code: str) -> tuple[bool, User | None]:
+    """Whether `code` is the latest code's (not whether it can still be used: _code_attempt
+    decides that), and the user with `phone`, in one query that writes nothing."""
+    table = PhoneCode._meta.db_table
+    sql = (
+        f"SELECT (SELECT c.code_hash = %s FROM {table} c WHERE c.phone = %s ORDER BY c.created_at DESC LIMIT 1),"
+        f" {columns(User, 'u')} FROM (SELECT 1) AS one LEFT JOIN {User._meta.db_table} u ON u.phone = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [code_hash(phone=phone, code=code), phone, phone])
+        row = cursor.fetchone()
+    return bool(row[0]), None if row[1] is None else instance_from_row(User, row[1:])
+
+
+def _login_in_one_statement(*, phone: str, code: str, now, login_rows) -> tuple[bool | None, User | None] | None:
+    """A returning user's login with the right code, on PostgreSQL, in two round trips: the
+    user and the code's match are read first (_login_read), so the rows login_rows() builds
+    for the user go in with the try (_code_try_saving), one statement outside a transaction.
+
+    None when the transaction path must decide: a wrong code, no user yet (a first login
+    creates it), a disabled user (refused), or a user deleted since it was read (the statement
+    failed and changed nothing). A wrong try therefore runs the same statements whether the
+    phone is registered or not, as it did before this path existed: how long it takes does
+    not tell. A right code that a parallel login used in between gets _code_try's answer.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    matches, user = _login_read(phone=phone, code=code)
+    if not matches or user is None or not user.is_active:
+        return None
+    rows = login_rows(user)
+    try:
+        # In a caller's transaction, a savepoint: a failed statement leaves that transaction usable.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            right = _code_try_saving(phone=phone, code=code, now=now, rows=rows)
+    except IntegrityError:
+        # Deleted since it was read: the rows' key to it failed, and nothing was written. A
+        # unique clash (a token id drawn twice) lands here too, and is tried again below.
+        return None
+    return right, user if right else None
+
+
+def code_verify(*, phone: str, code: str, login_rows=None) -> User:
     """Log in with the latest code sent to `phone`; create the user on first login.
 
     A code survives at most OTP_MAX_ATTEMPTS guesses, works once, and only until it expires
-    (_code_try). A try beyond the budget gets the same answer whether it was right or wrong.
+    (_code_attempt). A try beyond the budget gets the same answer whether it was right or wrong.
     A wrong try's count is committed although the request fails.
 
-    `on_login(user)` runs in the transaction that consumes the code, so what it writes (the
-    API's refresh-token row) commits with it, or neither does and the code still works.
+    `login_rows(user)` gives unsaved rows (the API's refresh-token row) that commit with the
+    code's use, or none of them does and the code still works. Its rows may be dropped (a
+    parallel login used the code first), so it must only build them. With it, a returning
+    user's login with the right code is two round trips on PostgreSQL
+    (_login_in_one_statement); everything else is one transaction: the try, the user (created
+    on first login) and the rows.
     """
     phone = phone_normalize(phone)
     code = _code_check_format(code)
     now = timezone.now()
-    with transaction.atomic():
-        right, user = _code_try(phone=phone, code=code, now=now)
-        if right:
-            if user is None or not user.is_active:  # a first login creates it; a disabled one is refused
-                user = user_get_or_create(phone=phone)
-            if on_login is not None:
-                on_login(user)
+    done = None
+    if login_rows is not None:
+        done = _login_in_one_statement(phone=phone, code=code, now=now, login_rows=login_rows)
+    if done is None:
+        with transaction.atomic():
+            right, user = _code_try(phone=phone, code=code, now=now)
+            if right:
+                if user is None or not user.is_active:  # a first login creates it; a disabled one is refused
+                    user = user_get_or_create(phone=phone)
+                rows = login_rows(user) if login_rows is not None else []
+                if rows:
+                    insert(*rows)
+        done = right, user
+    right, user = done
     if right:
         return user
     if right is None and _code_exhausted(phone=phone, now=now):

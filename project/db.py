@@ -101,21 +101,30 @@ def flush_skipped(connection) -> str:
 _inserts: dict[tuple, tuple[list[list], str]] = {}
 
 
+def _insert_fields(model) -> tuple[list, str]:
+    """The fields a new row of `model` sends, and "INSERT INTO table (their columns)"."""
+    meta = model._meta
+    computed = [field for field in meta.concrete_fields if field.generated or field.has_db_default()]
+    if meta.parents or meta.pk is not meta.auto_field or computed:
+        raise TypeError(f"insert() does not handle {meta.label}: use save()")
+    fields = [field for field in meta.local_concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    return fields, f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+
+
+def _insert_values(instance, fields) -> list:
+    """The values save() would send for a new row: each field's pre_save and get_db_prep_save."""
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
 def _insert_statement(models: tuple) -> tuple[list[list], str]:
     """The fields each model's row sends and one statement inserting a row of each, in order."""
     quote = connection.ops.quote_name
     fields_of, inserts = [], []
     for model in models:
-        meta = model._meta
-        computed = [field for field in meta.concrete_fields if field.generated or field.has_db_default()]
-        if meta.parents or meta.pk is not meta.auto_field or computed:
-            raise TypeError(f"insert() does not handle {meta.label}: use save()")
-        fields = [field for field in meta.local_concrete_fields if not field.primary_key]
+        fields, into = _insert_fields(model)
         fields_of.append(fields)
-        inserts.append(
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-            f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
-        )
+        inserts.append(f"{into} VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(model._meta.pk.column)}")
     if len(inserts) == 1:
         return fields_of, inserts[0]
     # PostgreSQL runs data-modifying CTEs; the outer SELECT returns each row's key.
@@ -143,15 +152,29 @@ def insert(*instances) -> None:
     if key not in _inserts:
         _inserts[key] = _insert_statement(models)
     fields_of, sql = _inserts[key]
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for instance, fields in zip(instances, fields_of, strict=True)
-        for field in fields
-    ]
+    values = []
+    for instance, fields in zip(instances, fields_of, strict=True):
+        values += _insert_values(instance, fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         keys = cursor.fetchone()
     mark_saved(instances, keys)
+
+
+def insert_select(instance, source: str) -> tuple[str, list]:
+    """insert()'s statement and values for one new row, written "INSERT ... SELECT values FROM
+    `source`": for a data-modifying CTE that inserts the row only when `source` (an earlier
+    CTE, with its condition) has a row. RETURNING gives the primary key; mark_saved records it."""
+    key = (connection.alias, type(instance), source)
+    if key not in _insert_selects:
+        fields, into = _insert_fields(type(instance))
+        pk = connection.ops.quote_name(type(instance)._meta.pk.column)
+        _insert_selects[key] = fields, f"{into} SELECT {', '.join(['%s'] * len(fields))} FROM {source} RETURNING {pk}"
+    fields, sql = _insert_selects[key]
+    return sql, _insert_values(instance, fields)
+
+
+_insert_selects: dict[tuple, tuple[list, str]] = {}
 
 
 def mark_saved(instances, keys) -> None:

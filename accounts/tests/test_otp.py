@@ -100,27 +100,35 @@ def test_login_gives_a_jwt_pair_and_creates_the_user_once(api):
     assert not user.has_usable_password()
 
 
-def test_the_refresh_token_is_recorded_in_the_transaction_that_uses_the_code(api, monkeypatch):
+@pytest.mark.parametrize("returning", [False, True], ids=["first_login", "returning_user"])
+def test_the_refresh_token_is_recorded_with_the_codes_use_or_neither_is(api, returning):
+    """The row login_rows gives commits with the code's use. When it cannot be written (here a
+    token id already taken), nothing is: no user is created, and the code still works."""
+    from django.db import IntegrityError
     from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.services import code_verify
+    from accounts.tokens import RefreshToken as OurRefreshToken
 
     code = signup(api).json()["confirmation_code"]
+    if returning:
+        User.objects.create_user(phone="+79991234567")
+    taken = OurRefreshToken.for_user(User.objects.create_user(phone="+79990000000"))
 
-    def failing(user):
-        RefreshToken.for_user(user)  # its outstanding row is written, then the login fails
-        raise RuntimeError("the database went away")
+    def clashing(user):
+        _, row = OurRefreshToken.for_user_unsaved(user)
+        row.jti = taken["jti"]
+        return [row]
 
-    with pytest.raises(RuntimeError):
-        code_verify(phone="+79991234567", code=code, on_login=failing)
-    # Rolled back together: no user, no outstanding token, and the code is not used up.
-    assert (User.objects.count(), OutstandingToken.objects.count()) == (0, 0)
+    with pytest.raises(IntegrityError):
+        code_verify(phone="+79991234567", code=code, login_rows=clashing)
+    assert (User.objects.filter(phone="+79991234567").count(), OutstandingToken.objects.count()) == (int(returning), 1)
     assert PhoneCode.objects.get().consumed_at is None
     answer = login(api, "+79991234567", code)
     assert answer.status_code == 200
     jti = RefreshToken(answer.json()["refresh"])["jti"]
-    assert OutstandingToken.objects.get().jti == jti
+    assert OutstandingToken.objects.get(user__phone="+79991234567").jti == jti
 
 
 @pytest.mark.postgres

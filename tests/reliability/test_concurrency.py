@@ -131,8 +131,15 @@ def test_fifty_threads_setting_random_inviters_never_leave_a_cycle_or_two_invite
     assert any(outcome.startswith("400 This code belongs") for _, outcome in outcomes)
 
 
-def test_fifty_parallel_logins_with_one_valid_code_give_exactly_one_token(settings):
+@pytest.mark.parametrize("registered", [False, True], ids=["first_login", "returning_user"])
+def test_fifty_parallel_logins_with_one_valid_code_give_exactly_one_token(settings, registered):
+    """A first login is one transaction; a returning user's is a read and then one statement
+    outside a transaction (accounts.services._login_in_one_statement). The code works once."""
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
     settings.OTP_FAKE_DELIVERY = True
+    if registered:
+        User.objects.create_user(phone="+79991234567")
     code = APIClient().post("/api/v1/auth/signup/", {"phone": "+79991234567"}, format="json").json()
     body = {"phone": "+79991234567", "confirmation_code": code["confirmation_code"]}
     results = run_parallel([lambda: APIClient().post("/api/v1/auth/token/", body, format="json")] * 50)
@@ -142,6 +149,7 @@ def test_fifty_parallel_logins_with_one_valid_code_give_exactly_one_token(settin
     assert statuses == {200: 1, 400: 49}
     assert User.objects.count() == 1
     assert PhoneCode.objects.get().consumed_at is not None
+    assert OutstandingToken.objects.count() == 1
 
 
 def test_fifty_parallel_first_logins_of_one_phone_create_one_user():
