@@ -303,7 +303,8 @@ def _code_try_saving(*, phone: str, code: str, now, rows: list) -> bool | None:
 
 def _login_read(*, phone: str, code: str) -> tuple[bool, User | None]:
     """Whether `code` is the latest code's (not whether it can still be used: _code_attempt
-    decides that), and the user with `phone`, in one query that writes nothing."""
+    decides that), and then the user with `phone`, in one query that writes nothing. Without a
+    match the user is not built, so a wrong code costs the same for a registered phone."""
     table = PhoneCode._meta.db_table
     sql = (
         f"SELECT (SELECT c.code_hash = %s FROM {table} c WHERE c.phone = %s ORDER BY c.created_at DESC LIMIT 1),"
@@ -312,7 +313,8 @@ def _login_read(*, phone: str, code: str) -> tuple[bool, User | None]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [code_hash(phone=phone, code=code), phone, phone])
         row = cursor.fetchone()
-    return bool(row[0]), None if row[1] is None else instance_from_row(User, row[1:])
+    matches = bool(row[0])
+    return matches, instance_from_row(User, row[1:]) if matches and row[1] is not None else None
 
 
 def _login_in_one_statement(*, phone: str, code: str, now, login_rows) -> tuple[bool | None, User | None] | None:
@@ -323,8 +325,9 @@ def _login_in_one_statement(*, phone: str, code: str, now, login_rows) -> tuple[
     None when the transaction path must decide: a wrong code, no user yet (a first login
     creates it), a disabled user (refused), or a user deleted since it was read (the statement
     failed and changed nothing). A wrong try therefore runs the same statements whether the
-    phone is registered or not, as it did before this path existed: how long it takes does
-    not tell. A right code that a parallel login used in between gets _code_try's answer.
+    phone is registered or not, as it did before this path existed, so how long it takes
+    does not tell which. A right code that a parallel login used in between gets _code_try's
+    answer.
     """
     if connection.vendor != "postgresql":
         return None
