@@ -98,17 +98,14 @@ def flush_skipped(connection) -> str:
     return "set_config('synchronous_commit', 'off', true)"
 
 
-_inserts: dict[tuple, tuple[list[list], str]] = {}
-
-
-def _insert_fields(model) -> tuple[list, str]:
+def _insert_fields(alias: str, model) -> tuple[list, str]:
     """The fields a new row of `model` sends, and "INSERT INTO table (their columns)"."""
     meta = model._meta
     computed = [field for field in meta.concrete_fields if field.generated or field.has_db_default()]
     if meta.parents or meta.pk is not meta.auto_field or computed:
         raise TypeError(f"insert() does not handle {meta.label}: use save()")
     fields = [field for field in meta.local_concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
+    quote = connections[alias].ops.quote_name
     return fields, f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
 
 
@@ -117,12 +114,13 @@ def _insert_values(instance, fields) -> list:
     return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
-def _insert_statement(models: tuple) -> tuple[list[list], str]:
+@functools.cache
+def _insert_statement(alias: str, models: tuple) -> tuple[list[list], str]:
     """The fields each model's row sends and one statement inserting a row of each, in order."""
-    quote = connection.ops.quote_name
+    quote = connections[alias].ops.quote_name
     fields_of, inserts = [], []
     for model in models:
-        fields, into = _insert_fields(model)
+        fields, into = _insert_fields(alias, model)
         fields_of.append(fields)
         inserts.append(f"{into} VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(model._meta.pk.column)}")
     if len(inserts) == 1:
@@ -147,11 +145,7 @@ def insert(*instances) -> None:
         for instance in instances:
             insert(instance)
         return
-    models = tuple(type(instance) for instance in instances)
-    key = (connection.alias, models)
-    if key not in _inserts:
-        _inserts[key] = _insert_statement(models)
-    fields_of, sql = _inserts[key]
+    fields_of, sql = _insert_statement(connection.alias, tuple(type(instance) for instance in instances))
     values = []
     for instance, fields in zip(instances, fields_of, strict=True):
         values += _insert_values(instance, fields)
@@ -165,16 +159,15 @@ def insert_select(instance, source: str) -> tuple[str, list]:
     """insert()'s statement and values for one new row, written "INSERT ... SELECT values FROM
     `source`": for a data-modifying CTE that inserts the row only when `source` (an earlier
     CTE, with its condition) has a row. RETURNING gives the primary key; mark_saved records it."""
-    key = (connection.alias, type(instance), source)
-    if key not in _insert_selects:
-        fields, into = _insert_fields(type(instance))
-        pk = connection.ops.quote_name(type(instance)._meta.pk.column)
-        _insert_selects[key] = fields, f"{into} SELECT {', '.join(['%s'] * len(fields))} FROM {source} RETURNING {pk}"
-    fields, sql = _insert_selects[key]
+    fields, sql = _insert_select_statement(connection.alias, type(instance), source)
     return sql, _insert_values(instance, fields)
 
 
-_insert_selects: dict[tuple, tuple[list, str]] = {}
+@functools.cache
+def _insert_select_statement(alias: str, model, source: str) -> tuple[list, str]:
+    fields, into = _insert_fields(alias, model)
+    pk = connections[alias].ops.quote_name(model._meta.pk.column)
+    return fields, f"{into} SELECT {', '.join(['%s'] * len(fields))} FROM {source} RETURNING {pk}"
 
 
 def mark_saved(instances, keys) -> None:

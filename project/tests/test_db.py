@@ -51,13 +51,13 @@ def test_insert_fills_defaults_and_auto_now_as_save_does():
 
 
 def test_insert_is_one_statement_and_builds_it_once():
-    db._inserts.clear()
+    db._insert_statement.cache_clear()
     with CaptureQueriesContext(connection) as queries:
         for n in range(3):
             insert(Message(channel="file", recipient=f"+7999000001{n}", body="x"))
     assert len(queries) == 3
     assert all(q["sql"].startswith("INSERT INTO") and "RETURNING" in q["sql"] for q in queries)
-    assert len(db._inserts) == 1
+    assert db._insert_statement.cache_info().currsize == 1
 
 
 def test_insert_refuses_a_model_whose_key_is_not_generated():
