@@ -6,26 +6,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from project.exceptions import ApplicationError
-from project.serializers import FlatSerializer, StrictCharField
+from project.serializers import StrictCharField
+from project.web import ErrorSerializer, api_input, request_ip, validation_error_schema
 
-from .services import code_request, code_verify, request_ip
-from .tokens import RefreshToken
+from .services import code_request, code_verify
 
-ErrorSerializer = inline_serializer("Error", {"detail": serializers.CharField()})
 RateLimitSerializer = inline_serializer(
     "RateLimited", {"detail": serializers.CharField(), "retry_after": serializers.IntegerField()}
 )
-
-
-def _validation_error(name, *fields):
-    """The 400 shape: messages per field, present only for the fields that failed; a body that
-    is not a JSON object gives non_field_errors, one that is not JSON at all a detail."""
-    messages = {f: serializers.ListField(child=serializers.CharField(), required=False) for f in fields}
-    messages["non_field_errors"] = serializers.ListField(child=serializers.CharField(), required=False)
-    messages["detail"] = serializers.CharField(required=False)
-    return inline_serializer(name, messages)
 
 
 class SignupApi(APIView):
@@ -35,7 +26,7 @@ class SignupApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="SignupInput")
-    class InputSerializer(FlatSerializer):
+    class InputSerializer(serializers.Serializer):
         phone = StrictCharField(max_length=64, help_text='Any spelling, e.g. "+7 (999) 123-45-67".')
 
     @extend_schema_serializer(component_name="SignupOutput")
@@ -49,12 +40,12 @@ class SignupApi(APIView):
         request=InputSerializer,
         responses={
             200: OutputSerializer,
-            400: _validation_error("SignupError", "phone"),
+            400: validation_error_schema("SignupError", "phone"),
             429: RateLimitSerializer,
         },
     )
     def post(self, request):
-        data = _input(self.InputSerializer, request)
+        data = api_input(self.InputSerializer, request)
         result = code_request(phone=data["phone"], ip=request_ip(request))
         answer = {"phone": result.phone, "detail": "A confirmation code has been sent."}
         if settings.OTP_FAKE_DELIVERY:
@@ -69,7 +60,7 @@ class TokenApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="TokenInput")
-    class InputSerializer(FlatSerializer):
+    class InputSerializer(serializers.Serializer):
         phone = StrictCharField(max_length=64)
         confirmation_code = StrictCharField(max_length=16)
 
@@ -81,18 +72,16 @@ class TokenApi(APIView):
     @extend_schema(
         operation_id="auth_token",
         request=InputSerializer,
-        responses={200: OutputSerializer, 400: _validation_error("TokenError", "phone", "confirmation_code")},
+        responses={200: OutputSerializer, 400: validation_error_schema("TokenError", "phone", "confirmation_code")},
     )
     def post(self, request):
-        data = _input(self.InputSerializer, request)
-        issued = []  # the refresh token's outstanding row commits with the code's use
-
-        def login_rows(user):
-            refresh, row = RefreshToken.for_user_unsaved(user)
-            issued[:] = [refresh]  # the one whose row went in, if it was built more than once
-            return [row]
-
-        code_verify(phone=data["phone"], code=data["confirmation_code"], login_rows=login_rows)
+        data = api_input(self.InputSerializer, request)
+        issued = []  # simplejwt's outstanding-token row commits with the code's use
+        code_verify(
+            phone=data["phone"],
+            code=data["confirmation_code"],
+            on_login=lambda user: issued.append(RefreshToken.for_user(user)),
+        )
         (refresh,) = issued
         return Response({"token": str(refresh.access_token), "refresh": str(refresh)})
 
@@ -104,16 +93,16 @@ class TokenRefreshApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="TokenRefreshInput")
-    class InputSerializer(FlatSerializer):
+    class InputSerializer(serializers.Serializer):
         refresh = StrictCharField()
 
     @extend_schema(
         operation_id="auth_token_refresh",
         request=InputSerializer,
-        responses={200: TokenApi.OutputSerializer, 400: _validation_error("RefreshError", "refresh")},
+        responses={200: TokenApi.OutputSerializer, 400: validation_error_schema("RefreshError", "refresh")},
     )
     def post(self, request):
-        data = _input(self.InputSerializer, request)
+        data = api_input(self.InputSerializer, request)
         serializer = TokenRefreshSerializer(data={"refresh": data["refresh"]})
         try:
             serializer.is_valid(raise_exception=True)
@@ -130,7 +119,7 @@ class LogoutApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema_serializer(component_name="LogoutInput")
-    class InputSerializer(FlatSerializer):
+    class InputSerializer(serializers.Serializer):
         refresh = StrictCharField()
 
     @extend_schema(
@@ -138,12 +127,12 @@ class LogoutApi(APIView):
         request=InputSerializer,
         responses={
             205: OpenApiResponse(description="Logged out"),
-            400: _validation_error("LogoutError", "refresh"),
+            400: validation_error_schema("LogoutError", "refresh"),
             401: ErrorSerializer,
         },
     )
     def post(self, request):
-        data = _input(self.InputSerializer, request)
+        data = api_input(self.InputSerializer, request)
         try:
             token = RefreshToken(data["refresh"])
             if str(token.get("user_id")) != str(request.user.pk):
@@ -152,12 +141,3 @@ class LogoutApi(APIView):
         except TokenError as exc:
             raise ApplicationError("Token is invalid or expired.", field="refresh") from exc
         return Response(status=status.HTTP_205_RESET_CONTENT)
-
-
-def _input(serializer_class, request):
-    """Validate the body; anything that is not a JSON object is a 400 with a message."""
-    if not isinstance(request.data, dict):
-        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data

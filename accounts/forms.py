@@ -3,18 +3,7 @@
 from django import forms
 
 from accounts.phones import PHONE_INPUT_MAX_LENGTH
-from project.exceptions import ApplicationError
-
-
-class PageForm(forms.Form):
-    """A form of the HTML pages: labels without a colon, and service errors shown in place."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-
-    def add_service_error(self, exc: ApplicationError) -> None:
-        self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+from project.web import PageForm
 
 
 class PhoneForm(PageForm):

@@ -3,10 +3,9 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Length, Lower
 from django.db.models.lookups import Exact
 
-from referrals.codes import REF_CODE_LENGTH, ref_code_generate
-
 from .fields import PhoneField
 from .phones import phone_normalize
+from .ref_codes import REF_CODE_LENGTH, ref_code_generate
 
 
 class UserManager(BaseUserManager):

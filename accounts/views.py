@@ -4,43 +4,23 @@ Thin doors into accounts.services, like the API: the same rules, the same messag
 The browser logs in with a session; the API with a JWT. Neither opens the other.
 """
 
-from functools import wraps
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods
 
 from project.exceptions import ApplicationError, RateLimited
+from project.web import page, request_ip
 
 from .forms import CodeForm, PhoneForm
-from .services import code_request, code_verify, request_ip
+from .services import code_request, code_verify
 
 # The phone waiting for its code, and where to go after login (set by login_required's ?next=).
 SESSION_PHONE = "login_phone"
 SESSION_NEXT = "login_next"
 # Users log in by code, not password; the session remembers this backend for get_user().
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-# The pages load only their own CSS and JS: no inline script or style, no third party.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-
-
-def page(view):
-    """An HTML page: strict CSP, never cached (pages show codes and phone numbers)."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        return response
-
-    return never_cache(require_http_methods(["GET", "HEAD", "POST"])(wrapper))
 
 
 def rate_limited_text(exc: RateLimited) -> str:

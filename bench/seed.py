@@ -11,8 +11,8 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import PhoneCode, User
+from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
 from accounts.services import code_hash
-from referrals.codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
 from referrals.models import Referral
 
 USERS = 100_000

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
+from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from project.broker import task_send
-from project.db import columns, flush_skipped, insert, instance_from_row
 from project.exceptions import ApplicationError
 
 from .backends import PermanentError, TransientError, backend_get
@@ -31,6 +30,12 @@ REDACTED = "[redacted after delivery]"
 # The claim accepts a row this early: a retry's ETA and the row's available_at come from clocks
 # read a moment apart.
 CLAIM_SLACK = timedelta(seconds=1)
+
+
+def _lease_over(now):
+    """A row claimed before this time by a worker that never finished is claimable again (the
+    claim's lease, OUTBOX_CLAIM_LEASE_S): used by the claim, its wait and the sweeper."""
+    return now - timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_S)
 
 
 @dataclass(frozen=True)
@@ -47,23 +52,16 @@ def message_enqueue(*, channel: str, recipient: str, body: str, sensitive: bool 
     If the broker is down the row stays pending and the sweeper publishes it later:
     an accepted message is never lost, and the caller never waits for Redis.
     """
-    message = Message(channel=channel, recipient=recipient, body=body, sensitive=sensitive)
-    messages_enqueue([message])
+    (message,) = messages_enqueue([Message(channel=channel, recipient=recipient, body=body, sensitive=sensitive)])
     return message
 
 
-def messages_enqueue(messages: list[Message], *, with_rows=()) -> None:
-    """message_enqueue for unsaved Message rows, inserted in one statement together with the
-    caller's own new rows (`with_rows`: a signup's code row; one round trip for all)."""
-    insert(*with_rows, *messages)
-    messages_publish_on_commit(messages)
-
-
-def messages_publish_on_commit(messages: list[Message]) -> None:
-    """Publish saved outbox rows once the transaction that wrote them commits (at once outside
-    one). For rows written by other means than messages_enqueue (accounts_code_issue)."""
+def messages_enqueue(messages: list[Message]) -> list[Message]:
+    """message_enqueue for unsaved Message rows: one INSERT for all, each published after commit."""
+    messages = Message.objects.bulk_create(messages)
     for message in messages:
         transaction.on_commit(partial(message_publish, message_id=message.pk))
+    return messages
 
 
 # Set when a publish fails: until then the request path does not try the broker again, so a
@@ -71,16 +69,17 @@ def messages_publish_on_commit(messages: list[Message]) -> None:
 # publishes what was skipped (force=True: it runs where the broker just answered).
 _broker_down_until = 0.0
 
+# Named, not imported: notifications.tasks imports this module (tasks -> services).
+DELIVER_TASK = "notifications.tasks.message_deliver_task"
+
 
 def message_publish(*, message_id: int, force: bool = False) -> bool:
     """Hand the id to Celery. Never raises: a failed or skipped publish is left to the sweeper."""
     global _broker_down_until
-    from .tasks import message_deliver_task
-
     if not force and time.monotonic() < _broker_down_until:
         return False
     try:
-        task_send(message_deliver_task, [message_id])
+        current_app.tasks[DELIVER_TASK].apply_async(args=[message_id])
     except Exception as exc:  # the broker is unreachable; Celery raises many kinds
         _broker_down_until = time.monotonic() + settings.OUTBOX_PUBLISH_BACKOFF_S
         logger.warning("publish of message %s failed, the sweeper will retry: %s", message_id, exc)
@@ -89,32 +88,37 @@ def message_publish(*, message_id: int, force: bool = False) -> bool:
     return True
 
 
+# The claim: one conditional UPDATE that takes the row and returns it (Message.objects.raw maps
+# the RETURNING row onto the model). A row is claimable while pending and due, or while a claim
+# whose lease ran out (a worker died mid-send) still holds it.
+_CLAIM_SQL = f"""
+UPDATE {Message._meta.db_table}
+SET status = %(sending)s, claimed_at = %(now)s, updated_at = %(now)s, attempts = attempts + 1
+WHERE id = %(id)s AND (
+    (status = %(pending)s AND (available_at IS NULL OR available_at <= %(due)s))
+    OR (status = %(sending)s AND claimed_at < %(lease_over)s)
+)
+RETURNING *
+"""
+
+
 def message_claim(*, message_id: int) -> Message | None:
     """Take the row for delivery with one conditional UPDATE, so two workers never both send.
 
     A row left in `sending` by a worker that died becomes claimable after the lease; a row
-    waiting for its retry (available_at) is not claimable before then. One statement claims
-    and reads the row (RETURNING): it runs once per message, on the delivery hot path.
-
-    The claim's commit skips the WAL flush (db.flush_skipped): the mark that follows every send
-    is durable and its flush carries the claim too. A PostgreSQL crash in between leaves the
-    row pending instead of sending, and it is sent again either way (after the lease, or at
-    once); what can be lost is one count of `attempts`.
+    waiting for its retry (available_at) is not claimable before then.
     """
     now = timezone.now()
-    lease_over = now - timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_S)
-    at = connection.ops.adapt_datetimefield_value
-    pending, sending = Message.Status.PENDING, Message.Status.SENDING
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Message._meta.db_table} SET status = %s, claimed_at = %s, updated_at = %s,"
-            " attempts = attempts + 1 WHERE id = %s AND ("
-            "(status = %s AND (available_at IS NULL OR available_at <= %s)) OR (status = %s AND claimed_at < %s))"
-            f" RETURNING {', '.join(filter(None, [columns(Message), flush_skipped(connection)]))}",
-            [sending, at(now), at(now), message_id, pending, at(now + CLAIM_SLACK), sending, at(lease_over)],
-        )
-        row = cursor.fetchone()
-    return None if row is None else instance_from_row(Message, row[: len(Message._meta.concrete_fields)])
+    params = {
+        "id": message_id,
+        "now": now,
+        "due": now + CLAIM_SLACK,
+        "lease_over": _lease_over(now),
+        "pending": Message.Status.PENDING,
+        "sending": Message.Status.SENDING,
+    }
+    claimed = list(Message.objects.raw(_CLAIM_SQL, params))
+    return claimed[0] if claimed else None
 
 
 def message_wait_s(*, message_id: int) -> float | None:
@@ -124,30 +128,22 @@ def message_wait_s(*, message_id: int) -> float | None:
     if row is None or row["status"] in (Message.Status.SENT, Message.Status.FAILED):
         return None
     if row["status"] == Message.Status.SENDING:
-        lease_end = row["claimed_at"] + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_S)
-        return max(1.0, (lease_end - now).total_seconds() + 1)
+        return max(1.0, (row["claimed_at"] - _lease_over(now)).total_seconds() + 1)
     return max(1.0, ((row["available_at"] or now) - now).total_seconds())
 
 
-def _finish(message: Message, **fields) -> bool:
-    """Record the outcome, only if the row is still ours (same claim). Its commit waits for the
-    WAL flush: a message marked sent is never sent again.
+def _still_ours(message: Message):
+    """The row, only while it holds this claim: every outcome is written through it."""
+    return Message.objects.filter(pk=message.pk, status=Message.Status.SENDING, claimed_at=message.claimed_at)
 
-    One statement written here rather than by the ORM (the mark "sent" runs once per message,
-    on the delivery hot path, and the same fields give the same text: a prepared statement).
-    """
+
+def _finish(message: Message, **fields) -> bool:
+    """Record the outcome, only if the row is still ours (same claim): a message marked sent is
+    never sent again. A delivered login code's body is blanked."""
     fields["updated_at"] = timezone.now()
     if message.sensitive:
         fields["body"] = REDACTED
-    targets = [(Message._meta.get_field(name), value) for name, value in fields.items()]
-    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field, _ in targets)
-    values = [field.get_db_prep_save(value, connection) for field, value in targets]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Message._meta.db_table} SET {assignments} WHERE id = %s AND status = %s AND claimed_at = %s",
-            [*values, message.pk, Message.Status.SENDING, connection.ops.adapt_datetimefield_value(message.claimed_at)],
-        )
-        return cursor.rowcount == 1
+    return _still_ours(message).update(**fields) == 1
 
 
 def message_mark_sent(*, message: Message, provider_id: str) -> bool:
@@ -173,11 +169,7 @@ def message_release(*, message: Message, error: str, delay: float, count_attempt
         fields["last_error"] = error[:2000]
     if not count_attempt:
         fields["attempts"] = F("attempts") - 1
-    return bool(
-        Message.objects.filter(pk=message.pk, status=Message.Status.SENDING, claimed_at=message.claimed_at).update(
-            **fields
-        )
-    )
+    return bool(_still_ours(message).update(**fields))
 
 
 def retry_delay_s(*, attempts: int, retry_after: float | None = None) -> float:
@@ -246,7 +238,7 @@ def message_sweep(*, limit: int = 500) -> int:
     """
     now = timezone.now()
     grace_over = now - timedelta(seconds=settings.OUTBOX_SWEEP_GRACE_S)
-    lease_over = now - timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_S)
+    lease_over = _lease_over(now)
     stale = Q(status=Message.Status.PENDING) & (
         Q(available_at__isnull=True, created_at__lt=grace_over) | Q(available_at__lt=grace_over)
     ) | Q(status=Message.Status.SENDING, claimed_at__lt=lease_over)

@@ -7,33 +7,10 @@ Celery, so a message re-published by the sweeper keeps its count; hence max_retr
 import time
 
 from celery import shared_task
-from celery.signals import task_prerun, worker_init
-from django.conf import settings
+from celery.signals import task_prerun
 from django.db import InterfaceError, OperationalError, connections
-from django.db.backends.signals import connection_created
 
 from .services import message_deliver, message_sweep
-
-
-def _commit_without_waiting_for_disk(sender, connection, **kwargs):
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO OFF")
-
-
-@worker_init.connect
-def _worker_async_commit(**kwargs):
-    """Worker connections do not wait for the WAL flush on commit (OUTBOX_ASYNC_COMMIT, opt-in).
-
-    A worker commits three times per message: the claim and the task result always skip the
-    flush (db.flush_skipped: losing them costs nothing but a repeat), the mark "sent" waits
-    for it. With this on the mark skips it too: a PostgreSQL crash can then lose the last
-    fraction of a second of "sent" marks, and those messages are sent once more, never lost.
-    The rows that carry a message are written by the web process, durably. Prefork children
-    inherit this.
-    """
-    if settings.OUTBOX_ASYNC_COMMIT:
-        connection_created.connect(_commit_without_waiting_for_disk, weak=False)
 
 
 @task_prerun.connect
@@ -50,6 +27,8 @@ def _db_connection_checked(**kwargs):
 
 @shared_task(
     bind=True,
+    # The outbox row is the delivery's record (status, attempts, error); no result store.
+    ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=None,

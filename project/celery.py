@@ -3,11 +3,8 @@ import os
 from celery import Celery
 from celery.signals import beat_init
 
-from .broker import redis_clients_shared
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-redis_clients_shared()
 app = Celery("project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -1,11 +1,10 @@
 """Settings for the referral service. Every knob comes from the environment.
 
-The defaults give the embedded mode of `make run` (SQLite, tasks in-process, DEBUG on).
-With DEBUG off the process refuses to start without the secrets it needs.
+The defaults give the embedded mode of `make run` (the embedded PostgreSQL server, tasks
+in-process). With DEBUG off the process refuses to start without the secrets it needs. Tests set
+theirs through the environment too (pyproject.toml, [tool.pytest_env]).
 """
 
-import socket
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,9 +16,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-# pytest imports itself before Django; the test run picks its own service defaults below.
-TESTING = "pytest" in sys.modules
-
 DEBUG = env.bool("DEBUG", default=False)
 
 
@@ -28,13 +24,13 @@ def _required(name, *, when=True, dev_default=""):
     value = env.str(name, default="")
     if value:
         return value
-    if when and not (DEBUG or TESTING):
+    if when and not DEBUG:
         raise ImproperlyConfigured(f"{name} must be set when DEBUG is off")
     return dev_default
 
 
 SECRET_KEY = _required("SECRET_KEY", dev_default="dev-only-insecure-key-" + "x" * 40)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if (DEBUG or TESTING) else [])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -50,7 +46,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "phonenumber_field",
-    "django_celery_results",
     "django_celery_beat",
     "accounts",
     "referrals",
@@ -87,33 +82,14 @@ TEMPLATES = [
 ]
 
 
-def _reachable(host, port):
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-# The test run uses the local PostgreSQL when it answers (see README, "Tests").
-_default_db = "sqlite:///" + str(BASE_DIR / "db.sqlite3")
-if TESTING and _reachable("127.0.0.1", 5432):
-    _default_db = "postgres://postgres@127.0.0.1:5432/referrals"
-DATABASES = {"default": env.db("DATABASE_URL", default=_default_db)}
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/referrals")}
 # Persistent connections: opening one per request costs more than the request itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with fewer round trips: the per-request health check reads the socket,
-    # and BEGIN travels with a transaction's first statement (project/postgresql/base.py says how).
-    DATABASES["default"]["ENGINE"] = "project.postgresql"
-    # Parameters travel apart from the SQL and psycopg prepares a statement it has run 5 times,
-    # so PostgreSQL stops parsing and planning the hot queries per request (bench/). Turn off
-    # behind a pooler that cannot keep prepared statements (PgBouncer < 1.21 in transaction mode).
-    # docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
-    if env.bool("DATABASE_SERVER_SIDE_BINDING", default=True):
-        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+# Opt-in: server-side parameter binding needs PgBouncer >= 1.21 (max_prepared_statements) in
+# transaction mode. docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
+if env.bool("DATABASE_SERVER_SIDE_BINDING", default=False):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -133,11 +109,14 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Production serves hashed, compressed files from collectstatic's manifest; without one (DEBUG,
+# the test suite: STATIC_MANIFEST=0) the files are served as they are.
+STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not (DEBUG or TESTING)
+        if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
@@ -145,7 +124,7 @@ STORAGES = {
 LOGIN_URL = "/"
 
 # --- HTTPS (on by default when DEBUG is off; HTTPS=0 for plain-HTTP local runs) ---
-HTTPS = env.bool("HTTPS", default=not (DEBUG or TESTING))
+HTTPS = env.bool("HTTPS", default=not DEBUG)
 # nginx sets X-Forwarded-Proto; Django trusts it because only nginx can reach gunicorn.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = HTTPS
@@ -271,16 +250,14 @@ PROJECT_NAME = env.str("PROJECT_NAME", default="referral-service")
 
 # --- Celery ---
 # Without a broker the tasks run in-process (the embedded default of `make run`).
-_default_broker = ""
-if TESTING and _reachable("127.0.0.1", 6379):
-    _default_broker = "redis://127.0.0.1:6379/15"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_default_broker)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"
 CELERY_TASK_EAGER_PROPAGATES = False
-CELERY_RESULT_BACKEND = "project.results:DatabaseBackend"  # django-celery-results, one statement
-CELERY_RESULT_EXTENDED = True
+# No result store: a delivery's record is its outbox row (status, attempts, error, provider id),
+# and Flower follows tasks by the workers' events.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Each pool process has up to 4 tasks waiting in the worker, so it starts the next one without a
@@ -291,7 +268,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 # from the web process would cost every signup an extra Redis publish (about 0.45 ms, bench/).
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_WORKER_CONSUMER = "project.worker:Consumer"  # task events in batches (project/worker.py)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Publishing happens on the request path: fail fast when Redis is down, the outbox
@@ -313,10 +289,6 @@ OUTBOX_SWEEP_GRACE_S = env.int("OUTBOX_SWEEP_GRACE_S", default=30)
 OUTBOX_SWEEP_INTERVAL_S = env.int("OUTBOX_SWEEP_INTERVAL_S", default=15)
 # A row claimed by a worker that died is claimable again after this lease; longer than any send.
 OUTBOX_CLAIM_LEASE_S = env.int("OUTBOX_CLAIM_LEASE_S", default=60)
-# Opt-in: workers commit outbox status changes without waiting for the disk (notifications/tasks.py).
-# A PostgreSQL crash may then re-send a message (never lose one). Off by default: on an idle disk an
-# fsync costs ~0.25 ms, and a duplicate SMS costs money; turn it on for a slow disk and file delivery.
-OUTBOX_ASYNC_COMMIT = env.bool("OUTBOX_ASYNC_COMMIT", default=False)
 # Transient failures: exponential backoff with jitter, base * 2**attempt capped, then give up.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_S = env.float("OUTBOX_RETRY_BASE_S", default=2.0)

@@ -1,1 +1,131 @@
-# Referral links are edited on the user page (accounts.admin), through inviter_set.
+"""The Django admin's user page: the user with their inviter and referrals. A thin door: edits
+go through referrals.services.profile_update, the service the admin API calls too."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+
+from accounts.models import User
+from accounts.services import phone_check_available
+from project.exceptions import ApplicationError
+
+from .models import Referral
+from .services import inviter_check, profile_update, ref_code_clean
+
+# The user's own fields the change form edits through profile_update.
+EDITED_BY_SERVICE = ("phone", "is_active", "is_staff", "is_superuser")
+
+
+class PhoneFormMixin:
+    def clean_phone(self):
+        try:
+            return phone_check_available(phone=self.cleaned_data.get("phone"), user_id=self.instance.pk)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
+class UserCreateForm(PhoneFormMixin, AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("phone",)
+
+
+class UserEditForm(PhoneFormMixin, UserChangeForm):
+    # The inviter is edited by referral code and saved through inviter_set (same rules as the API).
+    inviter_code = forms.CharField(
+        label="Inviter's referral code",
+        required=False,
+        help_text="Empty removes the inviter. The rules of the API apply: not the own code, "
+        "an existing code, no cycle.",
+    )
+
+    class Meta:
+        model = User
+        fields = ("phone", "is_active", "is_staff", "is_superuser", "groups", "user_permissions")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        link = Referral.objects.filter(invitee_id=self.instance.pk).select_related("inviter").first()
+        self.fields["inviter_code"].initial = link.inviter.ref_code if link else ""
+
+    def clean_inviter_code(self):
+        code = self.cleaned_data.get("inviter_code", "").strip()
+        if not code:
+            return ""
+        try:
+            if self.instance.pk:
+                inviter_check(user_id=self.instance.pk, code=code, replace=True)
+            return ref_code_clean(code)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
+class ReferralInline(admin.TabularInline):
+    """The people this user invited (read-only: links are made through inviter_set)."""
+
+    model = Referral
+    fk_name = "inviter"
+    fields = ("invitee", "created_at")
+    readonly_fields = ("invitee", "created_at")
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "referrals (people who entered this user's code)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    form = UserEditForm
+    add_form = UserCreateForm
+    list_display = ("phone", "ref_code", "inviter_phone", "referrals_count", "created_at", "is_staff", "is_active")
+    list_filter = ("is_staff", "is_superuser", "is_active", "created_at")
+    search_fields = ("phone", "ref_code")
+    ordering = ("-id",)
+    readonly_fields = ("ref_code", "created_at", "last_login")
+    list_select_related = ("referral__inviter",)
+    inlines = [ReferralInline]
+    fieldsets = (
+        (None, {"fields": ("phone", "password", "ref_code", "inviter_code")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("created_at", "last_login")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "password1", "password2")}),)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # a new user has invited no one
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(referrals_total=Count("referrals_made", distinct=True))
+
+    @admin.display(description="inviter", ordering="referral__inviter__phone")
+    def inviter_phone(self, obj):
+        link = getattr(obj, "referral", None) if hasattr(obj, "referral") else None
+        return link.inviter.phone if link else "-"
+
+    @admin.display(description="referrals", ordering="referrals_total")
+    def referrals_count(self, obj):
+        return obj.referrals_total
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            User.objects.insert_with_fresh_code(obj)
+            return
+        # The staff edit of the admin API, through the same service (the lock, the user's own
+        # fields, the inviter's rules); groups and permissions follow in save_related.
+        changes = {name: form.cleaned_data[name] for name in EDITED_BY_SERVICE if name in form.changed_data}
+        if "inviter_code" in form.changed_data:
+            changes["my_inviter"] = form.cleaned_data["inviter_code"] or None
+        profile_update(user=obj, **changes)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            # A rule refused the inviter after the form was valid (a race, or a cycle).
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return HttpResponseRedirect(request.path)

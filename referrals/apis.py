@@ -12,11 +12,11 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.apis import ErrorSerializer, _input, _validation_error
 from accounts.authentication import JWTUserIdAuthentication
 from accounts.models import User
 from accounts.selectors import user_is_active
-from project.serializers import FlatSerializer, StrictCharField
+from project.serializers import StrictCharField
+from project.web import ErrorSerializer, api_input, validation_error_schema
 
 from . import selectors, services
 
@@ -58,7 +58,7 @@ class MyProfileApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema_serializer(component_name="MyProfileInput")
-    class InputSerializer(FlatSerializer):
+    class InputSerializer(serializers.Serializer):
         my_inviter = ReferralCodeField(max_length=64, help_text="The inviter's referral code.")
 
     @staticmethod
@@ -81,12 +81,12 @@ class MyProfileApi(APIView):
         request=InputSerializer,
         responses={
             200: ProfileSerializer(many=True),
-            400: _validation_error("InviterError", "my_inviter"),
+            400: validation_error_schema("InviterError", "my_inviter"),
             401: ErrorSerializer,
         },
     )
     def patch(self, request):
-        data = _input(self.InputSerializer, request)
+        data = api_input(self.InputSerializer, request)
         user_id = self._user_id(request)
         # Existence only: the whole profile (every referral) is read once, for the answer.
         if not user_is_active(user_id=user_id):
@@ -127,7 +127,7 @@ class ProfileListApi(APIView):
                     "results": AdminProfileSerializer(many=True),
                 },
             ),
-            400: _validation_error("ProfileListError", "page_size"),
+            400: validation_error_schema("ProfileListError", "page_size"),
             401: ErrorSerializer,
             403: ErrorSerializer,
             404: ErrorSerializer,
@@ -151,7 +151,7 @@ class ProfileDetailApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema_serializer(component_name="ProfileUpdateInput")
-    class InputSerializer(FlatSerializer):
+    class InputSerializer(serializers.Serializer):
         phone = StrictCharField(max_length=64, required=False)
         is_active = serializers.BooleanField(required=False)
         my_inviter = ReferralCodeField(
@@ -180,7 +180,7 @@ class ProfileDetailApi(APIView):
         request=InputSerializer,
         responses={
             200: AdminProfileSerializer,
-            400: _validation_error("ProfileUpdateError", "phone", "is_active", "my_inviter"),
+            400: validation_error_schema("ProfileUpdateError", "phone", "is_active", "my_inviter"),
             401: ErrorSerializer,
             403: ErrorSerializer,
             404: ErrorSerializer,
@@ -188,7 +188,7 @@ class ProfileDetailApi(APIView):
     )
     def patch(self, request, pk):
         user = self._user(pk)
-        data = _input(self.InputSerializer, request)
+        data = api_input(self.InputSerializer, request)
         services.profile_update(user=user, **data)
         return self._answer(pk)
 

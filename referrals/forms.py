@@ -2,7 +2,7 @@
 
 from django import forms
 
-from accounts.forms import PageForm
+from project.web import PageForm
 
 
 class InviterForm(PageForm):

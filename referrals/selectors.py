@@ -1,5 +1,5 @@
-from django.db import connection
-from django.db.models import Q
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import OuterRef, Q
 
 from accounts.models import User
 
@@ -21,45 +21,17 @@ def _profile(row: dict, refs: list[str]) -> dict:
     }
 
 
-# PostgreSQL: the profile and its referrals in ONE query (my_profile is on the login path).
-# Raw SQL because the ORM cannot express the ARRAY(subquery), and compiling two ORM queries cost
-# more than running them (bench/).
-_PROFILE_SQL = f"""
-SELECT u.id, u.phone, u.ref_code, u.created_at, u.is_active, u.is_staff, inviter.phone,
-       ARRAY(
-           SELECT invitee.phone FROM {Referral._meta.db_table} r
-           JOIN {User._meta.db_table} invitee ON invitee.id = r.invitee_id
-           WHERE r.inviter_id = u.id ORDER BY r.created_at, r.invitee_id
-       )
-FROM {User._meta.db_table} u
-LEFT JOIN {Referral._meta.db_table} mine ON mine.invitee_id = u.id
-LEFT JOIN {User._meta.db_table} inviter ON inviter.id = mine.inviter_id
-WHERE u.id = %s AND (u.is_active OR NOT %s)
-"""
-
-
 def profile_get(*, user_id: int, active_only: bool = True) -> dict | None:
-    """One user's profile: one query on PostgreSQL, two elsewhere, whatever the number of referrals."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_PROFILE_SQL, [user_id, active_only])
-            found = cursor.fetchone()
-        if found is None:
-            return None
-        row = dict(zip(_PROFILE_FIELDS, found[:7], strict=True))
-        return _profile(row, found[7])
+    """One user's profile in one query, whatever the number of referrals: the invitees'
+    phones come as an array subquery (my_profile is on the login path)."""
+    refs = (
+        Referral.objects.filter(inviter_id=OuterRef("pk")).order_by("created_at", "invitee_id").values("invitee__phone")
+    )
     users = User.objects.filter(pk=user_id)
     if active_only:
         users = users.filter(is_active=True)
-    row = users.values(*_PROFILE_FIELDS).first()
-    if row is None:
-        return None
-    refs = list(
-        Referral.objects.filter(inviter_id=user_id)
-        .order_by("created_at", "invitee_id")
-        .values_list("invitee__phone", flat=True)
-    )
-    return _profile(row, refs)
+    row = users.annotate(refs=ArraySubquery(refs)).values(*_PROFILE_FIELDS, "refs").first()
+    return None if row is None else _profile(row, row["refs"])
 
 
 def profile_list_queryset(*, search: str | None = None):

@@ -1,10 +1,11 @@
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import User
+from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
+from accounts.services import user_update
 from project.db import LOCK_REFERRALS, advisory_xact_lock
 from project.exceptions import ApplicationError
 
-from .codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
 from .models import Referral
 
 FIELD = "my_inviter"
@@ -100,17 +101,17 @@ def inviter_clear(*, user_id: int) -> None:
 _UNSET = object()
 
 
-def profile_update(*, user: User, phone=None, is_active=None, my_inviter=_UNSET) -> None:
-    """Staff edit of a profile: phone, is_active, and the inviter (a code, or None to clear).
+def profile_update(*, user: User, my_inviter=_UNSET, **fields) -> None:
+    """Staff edit of a profile, the one service behind the admin API and the Django admin: the
+    user's own fields (accounts.services.user_update: phone, is_active, is_staff, is_superuser)
+    and the inviter (a code, or None to clear), in one transaction.
 
     The inviter goes through `inviter_set`, so every rule but "set once" holds here too.
     """
-    from accounts.services import user_update
-
     with transaction.atomic():
         if my_inviter is not _UNSET:
             referrals_lock()  # before the user's row is written: see referrals_lock
-        user_update(user=user, phone=phone, is_active=is_active)
+        user_update(user=user, **fields)
         if my_inviter is None:
             inviter_clear(user_id=user.pk)
         elif my_inviter is not _UNSET:

@@ -5,8 +5,8 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from accounts.views import page
 from project.exceptions import ApplicationError
+from project.web import page
 
 from . import selectors, services
 from .forms import InviterForm

@@ -17,6 +17,18 @@ def wait_for(predicate, timeout=15.0, interval=0.05):
     pytest.fail(f"condition not met within {timeout} s")
 
 
+def task_outcomes(log_path, task_ids) -> list | None:
+    """What each task returned, in the order of `task_ids`, as a Celery worker logs it at INFO
+    ("Task name[id] succeeded in 0.01s: 'sent'"); None until every one has finished. Tasks keep no
+    result store (the outbox row is the record), so the worker's log is where a return shows."""
+    found = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        for task_id in task_ids:
+            if f"[{task_id}] succeeded" in line:
+                found[task_id] = line.rsplit(": ", 1)[-1].strip().strip("'")
+    return [found[task_id] for task_id in task_ids] if len(found) == len(task_ids) else None
+
+
 def database_url(settings_dict) -> str:
     """The URL of a Django database (the test database pytest-django made), for child processes."""
     db = settings_dict

@@ -3,7 +3,7 @@
 import accounts.models
 import django.db.models.functions.text
 import django.db.models.lookups
-import referrals.codes
+import accounts.ref_codes
 from django.db import migrations, models
 
 
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                 ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
                 ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
                 ('phone', models.CharField(max_length=16, unique=True, verbose_name='phone')),
-                ('ref_code', models.CharField(default=referrals.codes.ref_code_generate, max_length=6, unique=True, verbose_name='referral code')),
+                ('ref_code', models.CharField(default=accounts.ref_codes.ref_code_generate, max_length=6, unique=True, verbose_name='referral code')),
                 ('is_active', models.BooleanField(default=True)),
                 ('is_staff', models.BooleanField(default=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),

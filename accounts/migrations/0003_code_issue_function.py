@@ -1,4 +1,5 @@
-"""accounts_code_issue: a login code's issue in one statement on PostgreSQL.
+"""accounts_code_issue: a login code's issue in one statement (dropped again by 0004: the send
+limits now live only in accounts.services, issue 18).
 
 accounts.services.code_request calls it outside a transaction: the locks, the send limits, the
 code row and its outbox rows are one statement and one implicit transaction, one round trip where
@@ -83,20 +84,10 @@ $$
 DROP = "DROP FUNCTION IF EXISTS accounts_code_issue"
 
 
-def create(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def drop(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_user_phone_field"),
         ("notifications", "0002_message_available_at"),
     ]
 
-    operations = [migrations.RunPython(create, drop)]
+    operations = [migrations.RunSQL(CREATE, DROP)]

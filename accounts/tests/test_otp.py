@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts import services
 from accounts.models import PhoneCode, User
 from accounts.services import code_hash
 
@@ -18,19 +17,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fake_delivery(settings):
     settings.OTP_FAKE_DELIVERY = True
-
-
-@pytest.fixture(autouse=True, params=["in_database", "in_python"])
-def issue_path(request, monkeypatch):
-    """Every rule here holds both ways a code is issued: accounts_code_issue in one statement
-    (PostgreSQL) and services._code_issue (any database; the only way on the others)."""
-    from django.db import connection
-
-    if request.param == "in_python":
-        monkeypatch.setattr(services, "_issue_in_database", lambda: False)
-    elif connection.vendor != "postgresql":
-        pytest.skip("accounts_code_issue is PostgreSQL's")
-    return request.param
 
 
 def signup(api, phone="+79991234567", **extra):
@@ -102,55 +88,31 @@ def test_login_gives_a_jwt_pair_and_creates_the_user_once(api):
 
 @pytest.mark.parametrize("returning", [False, True], ids=["first_login", "returning_user"])
 def test_the_refresh_token_is_recorded_with_the_codes_use_or_neither_is(api, returning):
-    """The row login_rows gives commits with the code's use. When it cannot be written (here a
-    token id already taken), nothing is: no user is created, and the code still works."""
+    """The refresh token's row (written in on_login) commits with the code's use. When it cannot
+    be written (here a token id already taken), nothing is: no user is created, and the code
+    still works."""
     from django.db import IntegrityError
     from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.services import code_verify
-    from accounts.tokens import RefreshToken as OurRefreshToken
 
     code = signup(api).json()["confirmation_code"]
     if returning:
         User.objects.create_user(phone="+79991234567")
-    taken = OurRefreshToken.for_user(User.objects.create_user(phone="+79990000000"))
+    taken = RefreshToken.for_user(User.objects.create_user(phone="+79990000000"))
 
     def clashing(user):
-        _, row = OurRefreshToken.for_user_unsaved(user)
-        row.jti = taken["jti"]
-        return [row]
+        OutstandingToken.objects.create(user=user, jti=taken["jti"], token="x", expires_at=timezone.now())
 
     with pytest.raises(IntegrityError):
-        code_verify(phone="+79991234567", code=code, login_rows=clashing)
+        code_verify(phone="+79991234567", code=code, on_login=clashing)
     assert (User.objects.filter(phone="+79991234567").count(), OutstandingToken.objects.count()) == (int(returning), 1)
     assert PhoneCode.objects.get().consumed_at is None
     answer = login(api, "+79991234567", code)
     assert answer.status_code == 200
     jti = RefreshToken(answer.json()["refresh"])["jti"]
     assert OutstandingToken.objects.get(user__phone="+79991234567").jti == jti
-
-
-@pytest.mark.postgres
-def test_a_login_reads_the_user_in_the_statement_that_takes_the_code(api):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from accounts.services import code_verify
-
-    code = signup(api).json()["confirmation_code"]
-    existing = User.objects.create_user(phone="+79991234567")
-    with CaptureQueriesContext(connection) as queries:
-        user = code_verify(phone="+79991234567", code=code)
-    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(statements) == 1 and statements[0].startswith("WITH attempt AS (UPDATE")
-    assert (user.pk, user.phone, user.ref_code, user.is_active) == (
-        existing.pk,
-        existing.phone,
-        existing.ref_code,
-        existing.is_active,
-    )
-    assert PhoneCode.objects.get().consumed_at is not None
 
 
 def test_the_token_opens_an_authenticated_endpoint(api):
@@ -303,7 +265,7 @@ def test_a_login_for_a_phone_without_a_code_is_refused(api):
 
 
 @pytest.mark.postgres
-def test_a_signup_writes_its_code_and_outbox_rows_in_one_statement(api, settings, issue_path):
+def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_four_statements(api, settings):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -313,14 +275,11 @@ def test_a_signup_writes_its_code_and_outbox_rows_in_one_statement(api, settings
     with CaptureQueriesContext(connection) as queries:
         assert signup(api).status_code == 200
     statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    if issue_path == "in_database":
-        # Locks, limits and rows: one call, outside a transaction (its own implicit one).
-        assert len(statements) == 1, statements
-        assert statements[0].startswith("SELECT refused, anchor, issued_at, code_id, message_ids FROM accounts_code")
-    else:
-        # The locks, the send limits, then one statement for the code row and both messages.
-        assert len(statements) == 3, statements
-        assert statements[2].startswith("WITH r0 AS (INSERT INTO")
+    # The locks, the send limits (one query), the code row, then both messages in one INSERT.
+    assert len(statements) == 4, statements
+    assert statements[0].startswith("SELECT pg_advisory_xact_lock(")
+    assert statements[2].startswith('INSERT INTO "accounts_phonecode"')
+    assert statements[3].startswith('INSERT INTO "notifications_message"') and statements[3].count("RETURNING") == 1
     challenge = PhoneCode.objects.get()
     assert challenge.phone == "+79991234567" and challenge.created_at is not None
     messages = Message.objects.order_by("id")

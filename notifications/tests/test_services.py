@@ -62,35 +62,6 @@ def test_a_row_is_claimed_once():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_claims_commit_skips_the_wal_flush_and_the_marks_commit_does_not(backend):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    backend.results = ["prov-1"]
-    message = _row()
-    with CaptureQueriesContext(connection) as queries:
-        assert message_deliver(message_id=message.pk).status == "sent"
-    claim, mark = (q["sql"] for q in queries.captured_queries)
-    assert claim.startswith("UPDATE") and "set_config('synchronous_commit', 'off', true)" in claim
-    assert mark.startswith("UPDATE") and "set_config" not in mark and "'sent'" in mark
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        assert cursor.fetchone()[0] == "on"
-    message.refresh_from_db()
-    assert (message.status, message.attempts) == ("sent", 1)
-
-
-@pytest.mark.postgres
-def test_a_claim_inside_a_transaction_leaves_its_commit_durable():
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    message = _row()  # pytest-django's transaction is open
-    with CaptureQueriesContext(connection) as queries:
-        assert message_claim(message_id=message.pk) is not None
-    assert "set_config" not in queries.captured_queries[0]["sql"]
-
-
 def test_a_delivered_row_is_marked_sent_with_the_provider_id(backend):
     backend.results = ["prov-1"]
     message = _row()
@@ -286,14 +257,15 @@ def test_ops_notify_rejects_bad_input(settings, fields, field):
 
 
 class _Broker:
-    """The publish seam (project.broker.task_send), raising as kombu does when Redis refuses the
-    connection. project/tests/test_broker.py publishes to a real closed port."""
+    """The publish seam (the delivery task's apply_async, Celery's public call), raising as
+    kombu does when Redis refuses the connection. tests/reliability/test_faults.py stops a real
+    Redis under the running app."""
 
     def __init__(self, up):
         self.up = up
         self.calls = 0
 
-    def send(self, task, args):
+    def send(self, args=None, **options):
         self.calls += 1
         if not self.up:
             raise ConnectionRefusedError("redis is down")
@@ -301,8 +273,10 @@ class _Broker:
 
 @pytest.fixture
 def broker(monkeypatch):
+    from notifications.tasks import message_deliver_task
+
     fake = _Broker(up=False)
-    monkeypatch.setattr(services, "task_send", fake.send)
+    monkeypatch.setattr(message_deliver_task, "apply_async", fake.send)
     monkeypatch.setattr(services, "_broker_down_until", 0.0)
     return fake
 

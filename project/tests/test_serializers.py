@@ -1,34 +1,22 @@
-"""project.serializers.FlatSerializer: DRF's validation, with its fields copied cheaply."""
+"""project.serializers.StrictCharField: text inputs take JSON strings only."""
 
 import pytest
 from rest_framework import serializers
 
-from project.serializers import FlatSerializer, StrictCharField
+from project.serializers import StrictCharField
 
 
-class Login(FlatSerializer):
+class Login(serializers.Serializer):
     phone = StrictCharField(max_length=8)
-    remember = serializers.BooleanField(required=False)
 
 
-def test_each_instance_validates_with_fields_of_its_own():
-    first, second = Login(data={"phone": "12345"}), Login(data={"phone": "x" * 9, "remember": "maybe"})
-    assert first.is_valid() and first.validated_data == {"phone": "12345"}
-    assert not second.is_valid()
-    assert set(second.errors) == {"phone", "remember"}
-    assert first.fields["phone"] is not second.fields["phone"]
-    assert first.fields["phone"].parent is first and second.fields["phone"].parent is second
-    declared = Login._declared_fields["phone"]
-    assert declared.field_name is None and declared.parent is None  # the class's own stays unbound
+@pytest.mark.parametrize("value", [79991234, 1.5, True, ["1"], {"a": 1}])
+def test_it_refuses_what_is_not_a_string(value):
+    form = Login(data={"phone": value})
+    assert not form.is_valid()
+    assert form.errors["phone"] == ["Must be a string."]
 
 
-def test_it_refuses_nested_serializers_and_fields_with_a_child():
-    with pytest.raises(TypeError, match="plain fields only"):
-
-        class Nested(FlatSerializer):
-            login = Login()
-
-    with pytest.raises(TypeError, match="plain fields only"):
-
-        class Listed(FlatSerializer):
-            phones = serializers.ListField(child=StrictCharField())
+def test_it_takes_a_string_within_its_length():
+    assert Login(data={"phone": "12345"}).is_valid()
+    assert not Login(data={"phone": "x" * 9}).is_valid()

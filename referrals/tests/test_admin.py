@@ -56,8 +56,8 @@ def test_the_user_list_shows_phone_code_inviter_referral_count_joined_and_staff(
     assert "column-created_at" in html and "column-is_staff" in html
     assert inviter.ref_code in html and a.phone in html
     rows = {row.phone: row for row in page.context["cl"].result_list}
-    assert rows[inviter.phone]._refs == 2
-    assert rows[a.phone]._refs == 0
+    assert rows[inviter.phone].referrals_total == 2
+    assert rows[a.phone].referrals_total == 0
     admin = page.context["cl"].model_admin
     assert admin.inviter_phone(rows[a.phone]) == inviter.phone
     assert admin.inviter_phone(rows[inviter.phone]) == "-"
@@ -143,7 +143,7 @@ def test_the_add_form_draws_the_code_again_on_a_collision(admin_client):
     taken = UserFactory().ref_code
     fresh = "zzzzzz" if taken != "zzzzzz" else "yyyyyy"
     # Codes are drawn with secrets.choice: first the taken code, then a fresh one.
-    with mock.patch("referrals.codes.secrets", **{"choice.side_effect": [*taken, *fresh]}):
+    with mock.patch("accounts.ref_codes.secrets", **{"choice.side_effect": [*taken, *fresh]}):
         answer = admin_client.post(
             f"{CHANGELIST}add/",
             {
@@ -240,7 +240,7 @@ def test_a_rule_that_fails_only_under_the_lock_shows_an_error_and_saves_nothing(
     a, b = UserFactory(), UserFactory()
     inviter_set(user_id=b.pk, code=a.ref_code)
     old_phone = a.phone
-    with mock.patch("accounts.admin.inviter_check"):
+    with mock.patch("referrals.admin.inviter_check"):
         answer = admin_client.post(
             _change_url(a), _form_data(a, phone="+79995550055", inviter_code=b.ref_code), follow=True
         )

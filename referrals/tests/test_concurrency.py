@@ -13,7 +13,6 @@ from django.db import connection, transaction
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import services as account_services
 from referrals import services
 from referrals.models import Referral
 from tests.factories import UserFactory
@@ -118,7 +117,7 @@ def test_a_staff_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own_
     user, staff_choice, user_choice = UserFactory(), UserFactory(), UserFactory()
     staff, own = _client_for(UserFactory(is_staff=True)), _client_for(user)  # tokens are rows too: make them now
     phone_written, go_on = threading.Event(), threading.Event()
-    real_user_update = account_services.user_update
+    real_user_update = services.user_update
 
     def user_update_then_pause(**kwargs):
         result = real_user_update(**kwargs)
@@ -135,7 +134,7 @@ def test_a_staff_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own_
         )
         return answer.status_code, answer.json()
 
-    with mock.patch.object(account_services, "user_update", user_update_then_pause):
+    with mock.patch.object(services, "user_update", user_update_then_pause):
         # The user's request ends up waiting for a lock the staff request holds.
         results = _interleave(staff_patch, phone_written, _patch(own, user_choice.ref_code), go_on, name="staff")
 

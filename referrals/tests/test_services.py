@@ -9,9 +9,9 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
+from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH, ref_code_generate
 from project.exceptions import ApplicationError
 from referrals import services
-from referrals.codes import REF_CODE_ALPHABET, REF_CODE_LENGTH, ref_code_generate
 from referrals.models import Referral
 from referrals.selectors import profile_get
 from tests.factories import UserFactory
@@ -52,7 +52,7 @@ def test_the_alphabet_has_no_look_alike_characters_and_no_upper_case():
 
 
 def test_codes_are_drawn_with_secrets():
-    with mock.patch("referrals.codes.secrets.choice", return_value="k") as choice:
+    with mock.patch("accounts.ref_codes.secrets.choice", return_value="k") as choice:
         assert ref_code_generate() == "kkkkkk"
     assert choice.call_count == REF_CODE_LENGTH
 
@@ -78,7 +78,7 @@ def test_a_colliding_code_is_drawn_again():
     taken = UserFactory().ref_code
     fresh = "zzzzzz" if taken != "zzzzzz" else "yyyyyy"
     # Codes are drawn with secrets.choice: first the taken code, then a fresh one.
-    with mock.patch("referrals.codes.secrets", **{"choice.side_effect": [*taken, *fresh]}) as secrets:
+    with mock.patch("accounts.ref_codes.secrets", **{"choice.side_effect": [*taken, *fresh]}) as secrets:
         user = User.objects.create_user(phone="+79990000004")
     assert secrets.choice.call_count == 2 * REF_CODE_LENGTH
     user.refresh_from_db()
@@ -89,7 +89,7 @@ def test_a_colliding_code_is_drawn_again():
 def test_an_existing_phone_is_not_retried_as_a_code_collision():
     UserFactory(phone="+79990000005")
     with (
-        mock.patch("referrals.codes.secrets", wraps=secrets) as patched,
+        mock.patch("accounts.ref_codes.secrets", wraps=secrets) as patched,
         pytest.raises(IntegrityError),
     ):
         User.objects.create_user(phone="+79990000005")

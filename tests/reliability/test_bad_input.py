@@ -26,8 +26,10 @@ HUGE = "9" * 1_000_000
 @pytest.fixture
 def client(staff_api):
     """A raw Django client (exact bytes, exact content type) carrying the staff JWT."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
     raw = Client(raise_request_exception=True)
-    raw.auth = staff_api._credentials["HTTP_AUTHORIZATION"]
+    raw.auth = f"Bearer {AccessToken.for_user(staff_api.user)}"
     raw.pk = staff_api.user.pk
     return raw
 

@@ -1,4 +1,4 @@
-"""Referral code generation. No model imports: accounts.User uses it as a field default."""
+"""Referral code generation: accounts.User's ref_code default, and the shape referrals.services checks."""
 
 import secrets
 
