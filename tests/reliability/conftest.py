@@ -1,10 +1,11 @@
 import logging
+import os
 
 import pytest
 
 from tests.utils import PrivateRedis, database_url
 
-from .servers import REDIS_PORT, Gunicorn, PrivatePostgres, ProviderStandIn
+from .servers import REDIS_PORT, Gunicorn, PgBouncer, PrivatePostgres, ProviderStandIn, pgbouncer_binary
 
 
 @pytest.fixture
@@ -44,6 +45,22 @@ def private_postgres():
     cluster = PrivatePostgres().init()
     yield cluster
     cluster.destroy()
+
+
+@pytest.fixture
+def pgbouncer(transactional_db, settings):
+    """PgBouncer (transaction mode, 5 server connections) in front of the test database; clients
+    connect to `pgbouncer.url`. Skipped when it is not installed, a failure with REQUIRE_SERVICES=1."""
+    if pgbouncer_binary() is None:
+        reason = "needs pgbouncer: apt-get install pgbouncer"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    bouncer = PgBouncer(settings.DATABASES["default"])
+    try:
+        yield bouncer.start()
+    finally:
+        bouncer.destroy()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Real processes the reliability tests start, stop and kill: gunicorn serving the app, a
-redis-server and a PostgreSQL cluster of their own, and an SMS provider stand-in.
+redis-server and a PostgreSQL cluster of their own, a PgBouncer in front of the test database,
+and an SMS provider stand-in.
 
 Ports: this suite owns 127.0.0.1:15600-15699 (gunicorn 15601-15609, provider 15610-15619,
-PostgreSQL 15632, Redis 15679).
+PostgreSQL 15632, PgBouncer 15633, Redis 15679).
 """
 
 import glob
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_PORTS = range(15601, 15610)
 PROVIDER_PORTS = range(15610, 15620)
 POSTGRES_PORT = 15632
+PGBOUNCER_PORT = 15633
 REDIS_PORT = 15679
 
 
@@ -145,6 +147,96 @@ class PrivatePostgres:
     def stop(self):
         if (self.data / "postmaster.pid").exists():
             self._run(_pg_bin("pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w", check=False)
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pgbouncer_binary() -> str | None:
+    """Debian's package installs it in /usr/sbin, which a non-root PATH may lack."""
+    return shutil.which("pgbouncer", path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
+
+
+class PgBouncer:
+    """A PgBouncer of the test's own in front of one PostgreSQL database, in transaction mode with
+    a small pool, so the clients' transactions really take turns on a few server connections.
+
+    `database` is a Django settings dict (NAME, USER, HOST, PORT): HOST may be an address or a
+    unix socket folder. Clients reach it at `url`, under the same database name. PgBouncer
+    refuses to run as root: when we are root it runs as the `postgres` OS user, its config in a
+    temp folder of that user's.
+    """
+
+    def __init__(self, database: dict, *, port: int = PGBOUNCER_PORT, pool_size: int = 5):
+        self.binary = pgbouncer_binary()
+        if self.binary is None:
+            raise RuntimeError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+        self.port, self.pool_size = port, pool_size
+        self.name, self.user = database["NAME"], database["USER"] or "postgres"
+        self.server = (database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432))
+        self.url = f"postgres://{self.user}@127.0.0.1:{port}/{self.name}"
+        self.dir = Path(tempfile.mkdtemp(prefix="reliability-pgbouncer-"))
+        self.log_path = self.dir / "pgbouncer.log"
+        self.proc = None
+
+    def _write_config(self) -> Path:
+        host, port = self.server
+        (self.dir / "users.txt").write_text(f'"{self.user}" ""\n')
+        config = self.dir / "pgbouncer.ini"
+        config.write_text(
+            "[databases]\n"
+            f"{self.name} = host={host} port={port} dbname={self.name} user={self.user}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            # trust: the server side is trust too (the test cluster); the name must be in auth_file.
+            f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\n"
+            f"admin_users = {self.user}\n"
+            f"pool_mode = transaction\ndefault_pool_size = {self.pool_size}\n"
+            "min_pool_size = 0\nreserve_pool_size = 0\nmax_client_conn = 500\n"
+        )
+        return config
+
+    def start(self):
+        if not port_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken")
+        command = [self.binary, str(self._write_config())]
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            command = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *command]
+        self.log = open(self.log_path, "a")  # noqa: SIM115 (closed in stop)
+        # In the foreground (no -d): the process is ours to stop, its log on stderr.
+        self.proc = subprocess.Popen(
+            command, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _wait(lambda: not port_free(self.port), 15, "pgbouncer", self.proc, self.log_path)
+        return self
+
+    def show(self, what: str) -> list[dict]:
+        """The admin console's SHOW <what> (POOLS, STATS, CLIENTS...) as rows of this database."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        # The admin console speaks the simple query protocol only: a client-side-binding cursor.
+        url = f"postgres://{self.user}@127.0.0.1:{self.port}/pgbouncer"
+        with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(f"SHOW {what}").fetchall()
+        return [row for row in rows if row.get("database") in (None, self.name)]
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()  # SIGTERM: immediate shutdown, the server connections closed
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.log.close()
+        self.proc = None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def destroy(self):
         self.stop()
