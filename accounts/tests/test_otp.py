@@ -288,3 +288,27 @@ def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_four
         ("sms", "+79991234567", True, "pending"),
     ]
     assert messages[0].body == messages[1].body and messages[0].body.startswith("Your login code: ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wrong_try_runs_the_same_statements_for_a_registered_and_an_unregistered_phone(api):
+    """How long a wrong try takes must not tell whether the phone has an account."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.services import code_verify
+    from project.exceptions import AuthenticationFailed
+
+    User.objects.create_user(phone="+79991234567")
+    seen = []
+    for phone in ("+79991234567", "+79997654321"):
+        code = signup(api, phone).json()["confirmation_code"]
+        with CaptureQueriesContext(connection) as queries, pytest.raises(AuthenticationFailed):
+            code_verify(phone=phone, code=wrong(code))
+        seen.append([q["sql"] for q in queries.captured_queries])
+        assert PhoneCode.objects.get(phone=phone).attempts == 1  # counted, and committed
+    literals = re.compile(r"'[^']*'")  # the phones and the hashes differ, the statements must not
+    assert [literals.sub("?", sql) for sql in seen[0]] == [literals.sub("?", sql) for sql in seen[1]]
+    assert len(seen[0]) == 3  # BEGIN, the try, COMMIT: nothing reads the user for a wrong code
