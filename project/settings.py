@@ -8,9 +8,12 @@ import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from project import embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -95,25 +98,25 @@ def _reachable(host, port):
         return False
 
 
-# The test run uses the local PostgreSQL when it answers (see README, "Tests").
-_default_db = "sqlite:///" + str(BASE_DIR / "db.sqlite3")
-if TESTING and _reachable("127.0.0.1", 5432):
-    _default_db = "postgres://postgres@127.0.0.1:5432/referrals"
-DATABASES = {"default": env.db("DATABASE_URL", default=_default_db)}
+# PostgreSQL is the only database. DATABASE_URL names the server; without it, the private server
+# of `make run` / `make test` (project/embedded_postgres.py) on the unix socket in its data folder,
+# so a manage.py command run outside the wrapper reaches the server of a running `make run`.
+DATABASES = {"default": env.db("DATABASE_URL", default=embedded_postgres.database_url())}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL: PostgreSQL is the only database")
+# In libpq's URL form a socket folder is the host, percent-encoded; django-environ leaves it encoded.
+DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
 # Persistent connections: opening one per request costs more than the request itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with fewer round trips: the per-request health check reads the socket,
-    # and BEGIN travels with a transaction's first statement (project/postgresql/base.py says how).
-    DATABASES["default"]["ENGINE"] = "project.postgresql"
-    # Parameters travel apart from the SQL and psycopg prepares a statement it has run 5 times,
-    # so PostgreSQL stops parsing and planning the hot queries per request (bench/). Turn off
-    # behind a pooler that cannot keep prepared statements (PgBouncer < 1.21 in transaction mode).
-    # docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
-    if env.bool("DATABASE_SERVER_SIDE_BINDING", default=True):
-        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+# Opt-in: parameters travel apart from the SQL and psycopg prepares a statement it has run 5 times,
+# so PostgreSQL stops parsing and planning the hot queries per request (bench/). Off by default: a
+# pooler in transaction mode must then keep prepared statements per client, which needs PgBouncer
+# >= 1.21 with max_prepared_statements set. A direct connection is fine.
+# docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
+if env.bool("DATABASE_SERVER_SIDE_BINDING", default=False):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
