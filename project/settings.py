@@ -7,9 +7,12 @@ theirs through the environment too (pyproject.toml, [tool.pytest_env]).
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from project import embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -82,14 +85,25 @@ TEMPLATES = [
 ]
 
 
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/referrals")}
+# PostgreSQL is the only database. DATABASE_URL names the server; without it, the private server
+# of `make run` / `make test` (project/embedded_postgres.py) on the unix socket in its data folder,
+# so a manage.py command run outside the wrapper reaches the server of a running `make run`.
+DATABASES = {"default": env.db("DATABASE_URL", default=embedded_postgres.database_url())}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL: PostgreSQL is the only database")
+# In libpq's URL form a socket folder is the host, percent-encoded; django-environ leaves it encoded.
+DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
 # Persistent connections: opening one per request costs more than the request itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Opt-in: server-side parameter binding needs PgBouncer >= 1.21 (max_prepared_statements) in
-# transaction mode. docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Opt-in: parameters travel apart from the SQL and psycopg prepares a statement it has run 5 times,
+# so PostgreSQL stops parsing and planning the hot queries per request (bench/). Off by default: a
+# pooler in transaction mode must then keep prepared statements per client, which needs PgBouncer
+# >= 1.21 with max_prepared_statements set. A direct connection is fine.
+# docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
 if env.bool("DATABASE_SERVER_SIDE_BINDING", default=False):
-    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

@@ -2,6 +2,7 @@ import shutil
 import socket
 import subprocess
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -30,11 +31,12 @@ def task_outcomes(log_path, task_ids) -> list | None:
 
 
 def database_url(settings_dict) -> str:
-    """The URL of a Django database (the test database pytest-django made), for child processes."""
+    """The URL of a Django database (the test database pytest-django made), for child processes.
+    A unix socket folder (the embedded server of `make test`) is the host, percent-encoded."""
     db = settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return "sqlite:///" + str(db["NAME"])
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    user = quote(db["USER"], safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
+    host = quote(db["HOST"] or "127.0.0.1", safe="")
+    return f"postgres://{user}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def port_free(port: int) -> bool:
