@@ -44,7 +44,9 @@ def request(opener, method, url, body=None, token=None):
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    if not url.startswith(("http://", "https://")):
+        raise Failed(f"not an http(s) URL: {url!r}")
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 (checked above)
     try:
         with opener.open(req, timeout=15) as answer:
             status, answer_headers, raw = answer.status, answer.headers, answer.read()

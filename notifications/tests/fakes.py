@@ -101,7 +101,8 @@ class MailServer:
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that accepts mail into `.delivered`, unless a
     reply is scripted for a command: `MailServer(RCPT=["450 4.2.0 greylisted"])` answers the
     first RCPT with 450 and accepts the next one. Scripts exist for EHLO (also used for HELO),
-    MAIL, RCPT and DATA; `.commands` records every scripted-or-not command it saw.
+    AUTH (then the server offers AUTH without TLS and accepts any login once the script is
+    used up), MAIL, RCPT and DATA; `.commands` records every scripted-or-not command it saw.
 
     `port=` pins the port (a server that comes back where it was); `stop()` then `start()`."""
 
@@ -132,6 +133,12 @@ class MailServer:
         session.host_name = hostname
         return f"250 {server.hostname}"
 
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        reply = self._scripted("AUTH")
+        return AuthResult(success=False, handled=False, message=reply) if reply else AuthResult(success=True)
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         reply = self._scripted("MAIL")
         if reply:
@@ -158,7 +165,8 @@ class MailServer:
         from aiosmtpd.controller import Controller
 
         for port in [self.port] if self.port else PORT_RANGE:
-            controller = Controller(self, hostname="127.0.0.1", port=port)
+            auth = {"authenticator": self.authenticate, "auth_require_tls": False} if "AUTH" in self.script else {}
+            controller = Controller(self, hostname="127.0.0.1", port=port, **auth)
             try:
                 controller.start()
             except OSError:

@@ -86,15 +86,18 @@ def test_a_message_is_delivered_to_the_smtp_server(db, smtp):
     assert f"Message-ID: {message.provider_id}".encode() in delivered.content
 
 
-# EHLO's reply is given twice: smtplib falls back to HELO after a refused EHLO.
+# Each reply is given twice: smtplib falls back to HELO after a refused EHLO, and tries its next
+# AUTH mechanism (PLAIN, then LOGIN) after a refused one.
 TRANSIENT = [
     ("EHLO", "421 4.3.2 System not accepting network messages"),
+    ("AUTH", "454 4.7.0 Temporary authentication failure"),
     ("MAIL", "451 4.3.0 Mail server temporarily rejected message"),
     ("RCPT", "450 4.2.0 <79991234567@sms.example.org>: Recipient address rejected: Greylisted"),
     ("DATA", "452 4.3.1 Insufficient system storage"),
 ]
 PERMANENT = [
     ("EHLO", "554 5.7.1 Client host rejected: access denied"),
+    ("AUTH", "535 5.7.8 Authentication credentials invalid"),
     ("MAIL", "553 5.1.8 Sender address rejected: domain not found"),
     ("RCPT", "550 5.1.1 <79991234567@sms.example.org>: Recipient address rejected: User unknown"),
     ("DATA", "554 5.6.0 Message rejected: content"),
@@ -102,7 +105,10 @@ PERMANENT = [
 
 
 @pytest.mark.parametrize(("command", "reply"), TRANSIENT, ids=[c for c, _ in TRANSIENT])
-def test_a_4xx_reply_puts_the_message_back_for_a_retry(db, smtp, command, reply):
+def test_a_4xx_reply_puts_the_message_back_for_a_retry(db, smtp, settings, command, reply):
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = (
+        ("mailer", "app-password") if command == "AUTH" else ("", "")
+    )
     server = smtp(MailServer(**{command: [reply, reply]}))
 
     outcome, message = _deliver()
@@ -115,7 +121,10 @@ def test_a_4xx_reply_puts_the_message_back_for_a_retry(db, smtp, command, reply)
 
 
 @pytest.mark.parametrize(("command", "reply"), PERMANENT, ids=[c for c, _ in PERMANENT])
-def test_a_5xx_reply_fails_the_message_with_the_servers_reason(db, smtp, command, reply):
+def test_a_5xx_reply_fails_the_message_with_the_servers_reason(db, smtp, settings, command, reply):
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = (
+        ("mailer", "app-password") if command == "AUTH" else ("", "")
+    )
     server = smtp(MailServer(**{command: [reply, reply]}))
 
     outcome, message = _deliver()
