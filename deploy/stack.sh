@@ -128,7 +128,7 @@ render_nginx() {  # the values compose gives nginx, but local ports, paths and u
     export NGINX_SERVER_NAME="127.0.0.1 localhost"
     # Loopback only: this is a test and demo stack, never reachable from the network.
     export NGINX_HTTP_LISTEN=127.0.0.1:$STACK_HTTP_PORT NGINX_HTTPS_LISTEN=127.0.0.1:$STACK_HTTPS_PORT
-    export NGINX_HTTPS_REDIRECT="https://\$host:$STACK_HTTPS_PORT"
+    export NGINX_HTTPS_PORT=$STACK_HTTPS_PORT
     export NGINX_UPSTREAM_WEB=127.0.0.1:$STACK_GUNICORN_PORT NGINX_UPSTREAM_FLOWER=127.0.0.1:$STACK_FLOWER_PORT
     export NGINX_STATIC_ROOT="$ROOT/staticfiles" NGINX_ACME_ROOT="$STACK_DIR/acme"
     export NGINX_SSL_CERT="$STACK_DIR/certs/fullchain.pem" NGINX_SSL_KEY="$STACK_DIR/certs/privkey.pem"

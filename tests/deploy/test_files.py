@@ -1,7 +1,16 @@
 """The deployment files agree with the code: every setting is documented for operators."""
 
+import ipaddress
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+from .compose import compose_config, compose_json, env_fill, filled_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,3 +33,90 @@ def test_env_example_documents_every_variable_docker_compose_reads():
     used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", compose))
     assert "POSTGRES_PASSWORD" in used
     assert used - _documented() == set()
+
+
+# --- .env.example filled only where it says "Required" (issue 19.12) ---
+
+
+def _settings_start(environment: dict) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy` with exactly a container's environment: the settings import
+    (which refuses to start on a missing secret) and Django's deployment checks."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **environment}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+APP_SERVICES = ("migrate", "web", "worker", "beat", "flower")
+
+
+def test_env_example_marks_its_secrets_required():
+    required = set(env_fill.required_names((ROOT / ".env.example").read_text()))
+    assert {"SECRET_KEY", "POSTGRES_PASSWORD", "FLOWER_BASIC_AUTH"} <= required
+
+
+def test_env_example_filled_only_where_it_says_required_starts(tmp_path):
+    config = compose_json(tmp_path / "compose", filled_env())
+
+    environments = {json.dumps(config["services"][name]["environment"], sort_keys=True) for name in APP_SERVICES}
+    assert len(environments) == 2  # the release step adds STATIC_EXPORT_DIR; the rest share one
+    for environment in map(json.loads, environments):
+        assert environment["DEBUG"] == "0"
+        started = _settings_start(environment)
+        assert started.returncode == 0, started.stderr
+
+
+@pytest.mark.parametrize("name", sorted(env_fill.required_names((ROOT / ".env.example").read_text())))
+def test_each_required_variable_left_blank_stops_the_stack(tmp_path, name):
+    """The marks are honest: what says "Required" is needed (compose or the settings refuse)."""
+    text = filled_env()
+    text = re.sub(rf"^{name}=.*$", f"{name}=", text, flags=re.M)
+
+    done = compose_config(tmp_path / "compose", text)
+    if done.returncode != 0:
+        assert name in done.stderr
+        return
+    config = json.loads(done.stdout)
+    started = _settings_start(config["services"]["web"]["environment"])
+    assert started.returncode != 0
+    assert name in started.stderr
+
+
+# --- nginx's address on the compose network (issue 19.11) ---
+
+# Where engines pick the subnets of networks nobody fixed: Docker's local default-address-pools
+# (libnetwork ipamutils), Docker Swarm's default pool for overlays, Podman's default network and
+# its default_subnet_pools (containers.conf(5)).
+AUTOMATIC_POOLS = [
+    *(ipaddress.ip_network(f"172.{n}.0.0/16") for n in range(17, 32)),
+    ipaddress.ip_network("192.168.0.0/16"),
+    ipaddress.ip_network("10.0.0.0/8"),
+]
+
+
+def test_nginx_holds_a_fixed_address_no_other_container_can_take(tmp_path):
+    config = compose_json(tmp_path / "compose", filled_env())
+
+    (ipam,) = config["networks"]["default"]["ipam"]["config"]
+    subnet = ipaddress.ip_network(ipam["subnet"])
+    nginx = ipaddress.ip_address(config["services"]["nginx"]["networks"]["default"]["ipv4_address"])
+    # A range no engine hands out by itself: no network created elsewhere on the host lands on it.
+    assert [str(pool) for pool in AUTOMATIC_POOLS if subnet.overlaps(pool)] == []
+    assert subnet.is_private
+    # Every other container gets its address from ip_range, so nginx's can never be taken.
+    assert "ip_range" in ipam
+    dynamic = ipaddress.ip_network(ipam["ip_range"])
+    assert dynamic.subnet_of(subnet)
+    assert nginx in subnet
+    assert nginx not in dynamic
+    assert nginx not in (subnet.network_address, subnet.broadcast_address, next(subnet.hosts()))  # .1: gateway
+    for name in APP_SERVICES:
+        environment = config["services"][name]["environment"]
+        assert environment["TRUSTED_PROXIES"] == str(nginx)
+        assert environment["GUNICORN_FORWARDED_ALLOW_IPS"] == str(nginx)
+    assert not any("ipv4_address" in str(s.get("networks")) for n, s in config["services"].items() if n != "nginx")
