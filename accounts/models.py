@@ -85,6 +85,9 @@ class PhoneCode(models.Model):
     phone = models.CharField(max_length=16)
     code_hash = models.CharField(max_length=64)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # What the per-address limits count (accounts.services.ip_key): the IPv4 address, the
+    # IPv6 network (/64 by default), or one key for clients without a usable address.
+    ip_key = models.CharField(max_length=64, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -94,8 +97,8 @@ class PhoneCode(models.Model):
         indexes = [
             # Latest code for a phone, and the per-phone hourly count.
             models.Index(fields=["phone", "-created_at"], name="phonecode_phone_recent"),
-            # The per-IP hourly count.
-            models.Index(fields=["ip", "created_at"], name="phonecode_ip_recent"),
+            # The per-address hourly count.
+            models.Index(fields=["ip_key", "created_at"], name="phonecode_ip_key_recent"),
         ]
 
     def __str__(self):

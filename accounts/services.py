@@ -1,5 +1,6 @@
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,8 +33,28 @@ class CodeRequestResult:
     expires_at: object
 
 
-def _send_refusal(*, phone: str, ip: str | None, now) -> RateLimited | None:
-    """Which send limit refuses a new code for `phone` from `ip` now, as the 429 to raise; None
+# The key of every client whose address is unknown (no usable REMOTE_ADDR): they share one
+# budget rather than none.
+UNKNOWN_ADDRESS = "unknown"
+
+
+def ip_key(ip: str | None) -> str:
+    """What the per-address limits count for a client address: an IPv4 address itself, an IPv6
+    address by its network of OTP_IPV6_PREFIX bits (one customer's /64 is one client), and
+    every client without a usable address under one key, so that no address switches a cap off."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return UNKNOWN_ADDRESS
+    address = getattr(address, "ipv4_mapped", None) or address
+    if address.version == 4:
+        return str(address)
+    return str(ipaddress.ip_network((address, settings.OTP_IPV6_PREFIX), strict=False))
+
+
+def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
+    """Which send limit refuses a new code for `phone` from the address key `ip` now, as the
+    429 to raise; None
     if none. The one place the send limits are written (code_request applies them under locks).
 
     One query: the phone's codes of the last hour (newest first, at most its cap) and the
@@ -44,10 +65,8 @@ def _send_refusal(*, phone: str, ip: str | None, now) -> RateLimited | None:
     per_phone, per_ip = settings.OTP_SENDS_PER_PHONE_PER_HOUR, settings.OTP_SENDS_PER_IP_PER_HOUR
     codes = PhoneCode.objects.filter(created_at__gt=since).order_by("-created_at")
     rows = codes.filter(phone=phone).annotate(by_ip=Value(False)).values_list("by_ip", "created_at")[:per_phone]
-    if ip is not None:
-        by_ip = codes.filter(ip=ip).annotate(by_ip=Value(True)).values_list("by_ip", "created_at")
-        rows = rows.union(by_ip[per_ip - 1 : per_ip], all=True)
-    found = list(rows)
+    by_ip = codes.filter(ip_key=ip).annotate(by_ip=Value(True)).values_list("by_ip", "created_at")
+    found = list(rows.union(by_ip[per_ip - 1 : per_ip], all=True))
     recent = sorted((at for by_ip, at in found if not by_ip), reverse=True)
     capped_at = next((at for by_ip, at in found if by_ip), None)
 
@@ -70,7 +89,8 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     """Issue a new 4-digit login code for `phone` and queue its delivery.
 
     Rules (_send_refusal): one code per OTP_RESEND_COOLDOWN_S per phone; at most
-    OTP_SENDS_PER_PHONE_PER_HOUR per phone and OTP_SENDS_PER_IP_PER_HOUR per client IP. They are
+    OTP_SENDS_PER_PHONE_PER_HOUR per phone and OTP_SENDS_PER_IP_PER_HOUR per client address
+    (ip_key: an IPv6 client by its /64). They are
     checked under the phone's and the address's advisory locks, so parallel requests cannot both
     pass; the code row and its outbox rows commit together. The answer is the same whether or
     not the phone belongs to a user.
@@ -78,19 +98,20 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     phone = phone_normalize(phone)
     code = f"{secrets.randbelow(10_000):04d}"
     body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
-    locks = [(LOCK_OTP_PHONE, phone), *([(LOCK_OTP_IP, ip)] if ip else [])]  # always phone, then IP
+    key = ip_key(ip)
     with transaction.atomic():
-        advisory_xact_lock(*locks)
+        advisory_xact_lock((LOCK_OTP_PHONE, phone), (LOCK_OTP_IP, key))  # always phone, then address
         # The clock is read under the locks: a request that waited must see the codes issued
         # while it waited as past, not future (else the cooldown and windows are off).
         now = timezone.now()
-        refusal = _send_refusal(phone=phone, ip=ip, now=now)
+        refusal = _send_refusal(phone=phone, ip=key, now=now)
         if refusal is not None:
             raise refusal
         challenge = PhoneCode.objects.create(
             phone=phone,
             code_hash=code_hash(phone=phone, code=code),
             ip=ip,
+            ip_key=key,
             expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
         )
         messages_enqueue(

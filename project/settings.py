@@ -187,6 +187,9 @@ OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
 OTP_RESEND_COOLDOWN_S = env.int("OTP_RESEND_COOLDOWN_S", default=60)
 OTP_SENDS_PER_PHONE_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_HOUR", default=5)
 OTP_SENDS_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_IP_PER_HOUR", default=20)
+# The per-address limits count an IPv6 client by its network of this many bits (one customer
+# usually gets a whole /64), an IPv4 client by its address.
+OTP_IPV6_PREFIX = env.int("OTP_IPV6_PREFIX", default=64)
 # A cap of 0 would refuse every code, and the limits query would ask for OFFSET -1 (a 500).
 for _name, _least in (
     ("OTP_TTL_S", 1),
@@ -194,9 +197,12 @@ for _name, _least in (
     ("OTP_RESEND_COOLDOWN_S", 0),
     ("OTP_SENDS_PER_PHONE_PER_HOUR", 1),
     ("OTP_SENDS_PER_IP_PER_HOUR", 1),
+    ("OTP_IPV6_PREFIX", 1),
 ):
     if globals()[_name] < _least:
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, not {globals()[_name]}")
+if OTP_IPV6_PREFIX > 128:
+    raise ImproperlyConfigured(f"OTP_IPV6_PREFIX must be at most 128, not {OTP_IPV6_PREFIX}")
 # Which backends carry login codes (notifications/backends/). The file backend writes to disk:
 # fine for DEBUG and demos; production names its real channels (sms, email).
 OTP_DELIVERY_BACKENDS = env.list("OTP_DELIVERY_BACKENDS", default=["file"])

@@ -288,3 +288,50 @@ def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_four
         ("sms", "+79991234567", True, "pending"),
     ]
     assert messages[0].body == messages[1].body and messages[0].body.startswith("Your login code: ")
+
+
+# --- which address is counted (issue 19.5) ---------------------------------------------------
+
+
+def test_ipv6_addresses_of_one_64_share_the_hourly_cap_per_address(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 3
+    for i, host in enumerate(["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:aaaa:bbbb:cccc:dddd"]):
+        assert signup(api, f"+7999000000{i}", REMOTE_ADDR=host).status_code == 200
+    capped = signup(api, "+79990000009", REMOTE_ADDR="2001:db8:1:2:ffff::9")
+    assert capped.status_code == 429
+    assert int(capped["Retry-After"]) > 0
+    assert signup(api, "+79990000009", REMOTE_ADDR="2001:db8:1:3::1").status_code == 200
+
+
+def test_the_ipv6_prefix_counted_is_a_setting(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    settings.OTP_IPV6_PREFIX = 48
+    assert signup(api, "+79990000001", REMOTE_ADDR="2001:db8:1:2::1").status_code == 200
+    assert signup(api, "+79990000002", REMOTE_ADDR="2001:db8:1:ffff::1").status_code == 429
+    assert signup(api, "+79990000002", REMOTE_ADDR="2001:db8:2::1").status_code == 200
+
+
+def test_ipv4_is_counted_per_address_also_when_it_comes_ipv4_mapped(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    assert signup(api, "+79990000001", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert signup(api, "+79990000002", REMOTE_ADDR="::ffff:10.1.2.3").status_code == 429
+    # Not one /64 for every IPv4 client.
+    assert signup(api, "+79990000002", REMOTE_ADDR="::ffff:10.1.2.4").status_code == 200
+
+
+@pytest.mark.parametrize("forwarded_for", ["not-an-ip", "10.0.0.1, garbage", "999.1.1.1", "::g"])
+def test_a_trusted_proxys_unparseable_forwarded_for_is_counted_under_the_proxys_address(api, settings, forwarded_for):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    proxy = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": forwarded_for}
+    assert signup(api, "+79990000001", **proxy).status_code == 200
+    assert signup(api, "+79990000002", **proxy).status_code == 429
+    assert signup(api, "+79990000003", REMOTE_ADDR="127.0.0.1").status_code == 429
+
+
+@pytest.mark.parametrize("remote_addr", ["", "unix:/run/gunicorn.sock"])
+def test_a_client_without_a_usable_address_is_still_capped(api, settings, remote_addr):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    assert signup(api, "+79990000001", REMOTE_ADDR=remote_addr).status_code == 200
+    assert signup(api, "+79990000002", REMOTE_ADDR=remote_addr).status_code == 429
+    assert signup(api, "+79990000003", REMOTE_ADDR="10.1.2.3").status_code == 200

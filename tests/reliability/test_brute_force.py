@@ -129,6 +129,18 @@ def test_the_hourly_cap_per_ip_holds_for_parallel_requests_with_spoofed_forwarde
     assert set(PhoneCode.objects.values_list("ip", flat=True)) == {"203.0.113.7"}
 
 
+def test_the_hourly_cap_per_ip_holds_for_parallel_requests_from_every_address_of_one_ipv6_64(settings):
+    def one(i):
+        host = f"2001:db8:77:1:{random.randint(0, 0xFFFF):x}:{i:x}::{random.randint(1, 0xFFFF):x}"
+        return signup(APIClient(), f"+7999556{i:04d}", REMOTE_ADDR=host)
+
+    results = run_parallel([lambda i=i: one(i) for i in range(50)])
+    assert errors(results) == []
+    statuses = Counter(r.status_code for r in results)
+    print(f"\n50 signups from one /64: {dict(statuses)}")
+    assert statuses == {200: settings.OTP_SENDS_PER_IP_PER_HOUR, 429: 50 - settings.OTP_SENDS_PER_IP_PER_HOUR}
+
+
 def test_the_hourly_cap_per_phone_holds_for_parallel_requests_from_many_addresses(settings):
     settings.OTP_RESEND_COOLDOWN_S = 0  # only the hourly cap stands in the way
     spellings = ["+79991234567", "89991234567", "+7 (999) 123-45-67", "8 999 123 45 67"]
