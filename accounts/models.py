@@ -103,3 +103,23 @@ class PhoneCode(models.Model):
 
     def __str__(self):
         return f"code for {self.phone} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WrongTry(models.Model):
+    """A wrong code tried, and the address it came from: the per-address try limits count these
+    (accounts.services.code_verify). A right try ends the code and needs no row."""
+
+    code = models.ForeignKey(PhoneCode, on_delete=models.CASCADE, related_name="wrong_tries", db_index=False)
+    ip_key = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The per-address hourly count of wrong tries.
+            models.Index(fields=["ip_key", "created_at"], name="wrongtry_ip_key_recent"),
+            # A code's wrong tries from one address.
+            models.Index(fields=["code", "ip_key"], name="wrongtry_code_ip_key"),
+        ]
+
+    def __str__(self):
+        return f"wrong try from {self.ip_key} at {self.created_at:%Y-%m-%d %H:%M:%S}"

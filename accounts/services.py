@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from notifications.models import Message
 from notifications.services import messages_enqueue
-from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock
+from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, LOCK_OTP_TRY_IP, advisory_xact_lock
 from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 
-from .models import PhoneCode, User
+from .models import PhoneCode, User, WrongTry
 from .phones import phone_normalize
 
 HOUR = timedelta(hours=1)
@@ -129,52 +129,83 @@ def _code_check_format(code) -> str:
     return code
 
 
-# One try at the phone's latest code: counts it and, when the digest matches, consumes the
-# code. It passes only while that code is unused, unexpired and has tries left, so however many
-# tries arrive at once a code takes at most OTP_MAX_ATTEMPTS of them and works once. The stored
-# HMAC is compared in SQL: both sides are digests keyed by SECRET_KEY, so how long a comparison
-# takes says nothing about the code.
+# One try at the phone's latest code, from the address key %(key)s, in one statement: counts it
+# and, when the digest matches, consumes the code. It passes only while the address has wrong
+# tries left this hour and that code is unused, unexpired and has tries left, so a code takes at
+# most OTP_MAX_ATTEMPTS tries and works once; a wrong try is recorded with its address. The
+# caller holds the address's advisory lock, so parallel tries from one address cannot pass its
+# hourly cap together. The stored HMAC is compared in SQL: both sides are digests keyed by
+# SECRET_KEY, so how long a comparison takes says nothing about the code.
+_CODE, _WRONG = PhoneCode._meta.db_table, WrongTry._meta.db_table
 _TRY_SQL = f"""
-UPDATE {PhoneCode._meta.db_table} SET attempts = attempts + 1,
-    consumed_at = CASE WHEN code_hash = %(hash)s THEN %(now)s ELSE NULL END
-WHERE id = (SELECT id FROM {PhoneCode._meta.db_table} WHERE phone = %(phone)s ORDER BY created_at DESC LIMIT 1)
-    AND consumed_at IS NULL AND expires_at > %(now)s AND attempts < %(max)s
-RETURNING consumed_at IS NOT NULL
+WITH capped AS (
+    SELECT created_at FROM {_WRONG} WHERE ip_key = %(key)s AND created_at > %(since)s
+    ORDER BY created_at DESC OFFSET %(ip_cap_offset)s LIMIT 1
+), tried AS (
+    UPDATE {_CODE} SET attempts = attempts + 1,
+        consumed_at = CASE WHEN code_hash = %(hash)s THEN %(now)s ELSE NULL END
+    WHERE id = (SELECT id FROM {_CODE} WHERE phone = %(phone)s ORDER BY created_at DESC LIMIT 1)
+        AND consumed_at IS NULL AND expires_at > %(now)s AND attempts < %(max)s
+        AND NOT EXISTS (SELECT FROM capped)
+    RETURNING id, consumed_at IS NOT NULL AS matched
+), recorded AS (
+    INSERT INTO {_WRONG} (code_id, ip_key, created_at) SELECT id, %(key)s, %(now)s FROM tried WHERE NOT matched
+)
+SELECT (SELECT matched FROM tried), (SELECT created_at FROM capped)
 """
 
 
-def _code_try(*, phone: str, code: str, now) -> bool | None:
-    """Count one try: True, right and now consumed; False, wrong and counted; None, nothing was
-    counted (no usable code, or its tries are used up)."""
-    params = {"hash": code_hash(phone=phone, code=code), "now": now, "phone": phone, "max": settings.OTP_MAX_ATTEMPTS}
+def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, object]:
+    """Count one try from the address key `key`: (True, None), right and now consumed; (False,
+    None), wrong, counted and recorded; (None, None), nothing was counted (no usable code, or
+    its tries are used up); (None, at), the address is at its hourly cap of wrong tries, the
+    oldest of which was at `at`."""
+    params = {
+        "hash": code_hash(phone=phone, code=code),
+        "now": now,
+        "phone": phone,
+        "max": settings.OTP_MAX_ATTEMPTS,
+        "key": key,
+        "since": now - HOUR,
+        "ip_cap_offset": settings.OTP_TRIES_PER_IP_PER_HOUR - 1,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_TRY_SQL, params)
-        row = cursor.fetchone()
-    return None if row is None else row[0]
+        right, capped_at = cursor.fetchone()
+    return right, capped_at
 
 
-def code_verify(*, phone: str, code: str, on_login=None) -> User:
-    """Log in with the latest code sent to `phone`; create the user on first login.
+def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User:
+    """Log in with the latest code sent to `phone`, tried from the client address `ip`; create
+    the user on first login.
 
-    A code survives at most OTP_MAX_ATTEMPTS guesses, works once, and only until it expires
-    (_code_try). A try beyond the budget gets the same answer whether it was right or wrong.
-    A wrong try's count is committed although the request fails; a disabled user's right try
-    is not (the code stays usable, the answer says the account is disabled).
+    A code survives at most OTP_MAX_ATTEMPTS guesses, works once, and only until it expires; one
+    client address (ip_key) tries at most OTP_TRIES_PER_IP_PER_HOUR wrong codes an hour at all
+    phones together, then gets a 429 for every try (_code_try, under the address's lock). A try
+    beyond a budget gets the same answer whether it was right or wrong. A wrong try's count is
+    committed although the request fails; a disabled user's right try is not (the code stays
+    usable, the answer says the account is disabled).
 
     `on_login(user)` runs in the transaction that uses the code (the API issues its refresh
     token there): the code's use and what on_login writes commit together, or neither does.
     """
     phone = phone_normalize(phone)
     code = _code_check_format(code)
-    now = timezone.now()
+    key = ip_key(ip)
     with transaction.atomic():
-        right = _code_try(phone=phone, code=code, now=now)
+        advisory_xact_lock((LOCK_OTP_TRY_IP, key))
+        now = timezone.now()  # under the lock: a try that waited counts the tries made meanwhile
+        right, capped_at = _code_try(phone=phone, code=code, key=key, now=now)
         if right:
             user = user_get_or_create(phone=phone)
             if on_login is not None:
                 on_login(user)
     if right:
         return user
+    if capped_at is not None:
+        raise RateLimited(
+            "Too many wrong codes from this address. Try again later.", retry_after=_hour_left(capped_at, now)
+        )
     if right is None and _code_exhausted(phone=phone, now=now):
         raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
     raise AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")

@@ -190,6 +190,8 @@ OTP_SENDS_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_IP_PER_HOUR", default=20)
 # The per-address limits count an IPv6 client by its network of this many bits (one customer
 # usually gets a whole /64), an IPv4 client by its address.
 OTP_IPV6_PREFIX = env.int("OTP_IPV6_PREFIX", default=64)
+# Wrong codes one client address may try per hour, at all phones together (guessing across phones).
+OTP_TRIES_PER_IP_PER_HOUR = env.int("OTP_TRIES_PER_IP_PER_HOUR", default=50)
 # A cap of 0 would refuse every code, and the limits query would ask for OFFSET -1 (a 500).
 for _name, _least in (
     ("OTP_TTL_S", 1),
@@ -198,6 +200,7 @@ for _name, _least in (
     ("OTP_SENDS_PER_PHONE_PER_HOUR", 1),
     ("OTP_SENDS_PER_IP_PER_HOUR", 1),
     ("OTP_IPV6_PREFIX", 1),
+    ("OTP_TRIES_PER_IP_PER_HOUR", 1),
 ):
     if globals()[_name] < _least:
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, not {globals()[_name]}")

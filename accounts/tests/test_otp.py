@@ -23,8 +23,8 @@ def signup(api, phone="+79991234567", **extra):
     return api.post(SIGNUP, {"phone": phone}, format="json", **extra)
 
 
-def login(api, phone, code):
-    return api.post(TOKEN, {"phone": phone, "confirmation_code": code}, format="json")
+def login(api, phone, code, **extra):
+    return api.post(TOKEN, {"phone": phone, "confirmation_code": code}, format="json", **extra)
 
 
 def wrong(code: str) -> str:
@@ -106,7 +106,7 @@ def test_the_refresh_token_is_recorded_with_the_codes_use_or_neither_is(api, ret
         OutstandingToken.objects.create(user=user, jti=taken["jti"], token="x", expires_at=timezone.now())
 
     with pytest.raises(IntegrityError):
-        code_verify(phone="+79991234567", code=code, on_login=clashing)
+        code_verify(phone="+79991234567", code=code, ip="127.0.0.1", on_login=clashing)
     assert (User.objects.filter(phone="+79991234567").count(), OutstandingToken.objects.count()) == (int(returning), 1)
     assert PhoneCode.objects.get().consumed_at is None
     answer = login(api, "+79991234567", code)
@@ -335,3 +335,56 @@ def test_a_client_without_a_usable_address_is_still_capped(api, settings, remote
     assert signup(api, "+79990000001", REMOTE_ADDR=remote_addr).status_code == 200
     assert signup(api, "+79990000002", REMOTE_ADDR=remote_addr).status_code == 429
     assert signup(api, "+79990000003", REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+# --- wrong tries per address (issue 19.6) ----------------------------------------------------
+
+
+def codes_for(api, count: int) -> dict[str, str]:
+    """`count` phones with a fresh code each, asked for from addresses of their own."""
+    phones = [f"+799900001{i:02d}" for i in range(count)]
+    return {p: signup(api, p, REMOTE_ADDR=f"10.9.0.{i + 1}").json()["confirmation_code"] for i, p in enumerate(phones)}
+
+
+def test_wrong_tries_at_many_phones_from_one_address_are_capped_per_hour_with_retry_after(api, settings):
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 3
+    codes = codes_for(api, 5)
+    phones = list(codes)
+    for phone in phones[:3]:
+        assert login(api, phone, wrong(codes[phone]), REMOTE_ADDR="10.1.2.3").status_code == 400
+    capped = login(api, phones[3], wrong(codes[phones[3]]), REMOTE_ADDR="10.1.2.3")
+    assert capped.status_code == 429
+    assert 3500 < int(capped["Retry-After"]) <= 3600
+    assert capped.json()["detail"] == "Too many wrong codes from this address. Try again later."
+    # Capped means not tried at all: the right code from there gets the same answer.
+    assert login(api, phones[3], codes[phones[3]], REMOTE_ADDR="10.1.2.3").status_code == 429
+    assert login(api, phones[3], codes[phones[3]], REMOTE_ADDR="10.1.2.4").status_code == 200
+
+
+def test_the_tries_cap_per_address_counts_an_ipv6_64_as_one_address(api, settings):
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 2
+    codes = codes_for(api, 3)
+    phones = list(codes)
+    assert login(api, phones[0], wrong(codes[phones[0]]), REMOTE_ADDR="2001:db8:5:6::1").status_code == 400
+    assert login(api, phones[1], wrong(codes[phones[1]]), REMOTE_ADDR="2001:db8:5:6::2").status_code == 400
+    assert login(api, phones[2], wrong(codes[phones[2]]), REMOTE_ADDR="2001:db8:5:6:1::3").status_code == 429
+
+
+def test_right_codes_do_not_use_up_the_tries_of_an_address(api, settings):
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 1
+    codes = codes_for(api, 3)
+    for phone, code in codes.items():
+        assert login(api, phone, code, REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert login(api, "+79990000999", "1234", REMOTE_ADDR="10.1.2.3").status_code == 400  # no code: no try
+
+
+def test_wrong_tries_of_an_address_count_again_once_they_leave_the_hour(api, settings):
+    from accounts.models import WrongTry
+
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 1
+    codes = codes_for(api, 2)
+    first, second = codes
+    assert login(api, first, wrong(codes[first]), REMOTE_ADDR="10.1.2.3").status_code == 400
+    assert login(api, second, wrong(codes[second]), REMOTE_ADDR="10.1.2.3").status_code == 429
+    WrongTry.objects.update(created_at=timezone.now() - timedelta(hours=1, seconds=1))
+    assert login(api, second, codes[second], REMOTE_ADDR="10.1.2.3").status_code == 200

@@ -85,6 +85,26 @@ def test_parallel_wrong_guesses_count_exactly_five_tries_and_burn_the_code(setti
     assert User.objects.count() == int(registered)
 
 
+def test_the_hourly_cap_on_wrong_tries_per_address_holds_for_parallel_tries_at_many_phones(settings):
+    phones = [f"+7999557{i:04d}" for i in range(60)]
+    codes = {
+        p: signup(APIClient(), p, REMOTE_ADDR=f"198.51.100.{i + 1}").json()["confirmation_code"]
+        for i, p in enumerate(phones)
+    }
+
+    def one(phone):
+        return guess(APIClient(), all_codes_ending_with(codes[phone])[0], phone)  # a wrong code
+
+    results = run_parallel([lambda p=p: one(p) for p in phones])
+    assert errors(results) == []
+    statuses = Counter(r.status_code for r in results)
+    print(f"\n60 wrong tries at 60 phones from one address: {dict(statuses)}")
+    cap = settings.OTP_TRIES_PER_IP_PER_HOUR
+    assert statuses == {400: cap, 429: 60 - cap}
+    assert sum(PhoneCode.objects.values_list("attempts", flat=True)) == cap
+    assert all(int(r["Retry-After"]) > 3500 for r in results if r.status_code == 429)
+
+
 def _let_time_pass(seconds: float):
     """Move every code into the past instead of waiting (the limits read created_at)."""
     for challenge in PhoneCode.objects.all():
