@@ -183,9 +183,16 @@ SPECTACULAR_SETTINGS = {
 OTP_FAKE_DELIVERY = env.bool("OTP_FAKE_DELIVERY", default=env.bool("FAKE_CONFIRM", default=DEBUG))
 OTP_FAKE_DELIVERY_FORCED = env.bool("OTP_FAKE_DELIVERY_FORCED", default=False)
 OTP_TTL_S = env.int("OTP_TTL_S", default=300)
-OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
+# A code takes OTP_MAX_ATTEMPTS tries from all addresses together, OTP_MAX_ATTEMPTS_PER_IP from
+# one address: one address cannot burn someone else's code (SECURITY.md, "Login codes").
+OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=10)
+OTP_MAX_ATTEMPTS_PER_IP = env.int("OTP_MAX_ATTEMPTS_PER_IP", default=5)
+# Between two codes for one phone asked for from one address.
 OTP_RESEND_COOLDOWN_S = env.int("OTP_RESEND_COOLDOWN_S", default=60)
-OTP_SENDS_PER_PHONE_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_HOUR", default=5)
+# Codes a phone gets an hour from all addresses together, and from one address: one address
+# cannot use up someone else's phone.
+OTP_SENDS_PER_PHONE_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_HOUR", default=10)
+OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR", default=5)
 OTP_SENDS_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_IP_PER_HOUR", default=20)
 # The per-address limits count an IPv6 client by its network of this many bits (one customer
 # usually gets a whole /64), an IPv4 client by its address.
@@ -196,8 +203,10 @@ OTP_TRIES_PER_IP_PER_HOUR = env.int("OTP_TRIES_PER_IP_PER_HOUR", default=50)
 for _name, _least in (
     ("OTP_TTL_S", 1),
     ("OTP_MAX_ATTEMPTS", 1),
+    ("OTP_MAX_ATTEMPTS_PER_IP", 1),
     ("OTP_RESEND_COOLDOWN_S", 0),
     ("OTP_SENDS_PER_PHONE_PER_HOUR", 1),
+    ("OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR", 1),
     ("OTP_SENDS_PER_IP_PER_HOUR", 1),
     ("OTP_IPV6_PREFIX", 1),
     ("OTP_TRIES_PER_IP_PER_HOUR", 1),
@@ -206,6 +215,16 @@ for _name, _least in (
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, not {globals()[_name]}")
 if OTP_IPV6_PREFIX > 128:
     raise ImproperlyConfigured(f"OTP_IPV6_PREFIX must be at most 128, not {OTP_IPV6_PREFIX}")
+# Each per-address share must leave the others some: else one address locks a phone out.
+for _share, _whole in (
+    ("OTP_MAX_ATTEMPTS_PER_IP", "OTP_MAX_ATTEMPTS"),
+    ("OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR", "OTP_SENDS_PER_PHONE_PER_HOUR"),
+):
+    if globals()[_share] >= globals()[_whole]:
+        raise ImproperlyConfigured(
+            f"{_whole} ({globals()[_whole]}) must be more than {_share} ({globals()[_share]}), "
+            "so that one address cannot lock a phone out"
+        )
 # Which backends carry login codes (notifications/backends/). The file backend writes to disk:
 # fine for DEBUG and demos; production names its real channels (sms, email).
 OTP_DELIVERY_BACKENDS = env.list("OTP_DELIVERY_BACKENDS", default=["file"])

@@ -149,9 +149,9 @@ def test_the_code_expires_after_the_configured_lifetime(api, settings):
     assert timedelta(seconds=119) < lifetime <= timedelta(seconds=121)
 
 
-def test_five_wrong_tries_burn_the_code(api, settings):
+def test_five_wrong_tries_from_one_address_end_its_tries_at_the_code(api, settings):
     code = signup(api).json()["confirmation_code"]
-    for _ in range(settings.OTP_MAX_ATTEMPTS):
+    for _ in range(settings.OTP_MAX_ATTEMPTS_PER_IP):
         assert login(api, "+79991234567", wrong(code)).status_code == 400
     burned = login(api, "+79991234567", code)
     assert burned.status_code == 400
@@ -161,7 +161,7 @@ def test_five_wrong_tries_burn_the_code(api, settings):
 
 def test_four_wrong_tries_still_leave_the_right_code_usable(api, settings):
     code = signup(api).json()["confirmation_code"]
-    for _ in range(settings.OTP_MAX_ATTEMPTS - 1):
+    for _ in range(settings.OTP_MAX_ATTEMPTS_PER_IP - 1):
         login(api, "+79991234567", wrong(code))
     assert login(api, "+79991234567", code).status_code == 200
 
@@ -200,9 +200,9 @@ def test_a_new_code_after_the_cooldown_is_sent(api, settings):
     assert signup(api).status_code == 200
 
 
-def test_the_hourly_cap_per_phone_is_429_until_the_oldest_leaves_the_window(api, settings):
+def test_the_hourly_cap_per_phone_and_address_is_429_until_the_oldest_leaves_the_window(api, settings):
     settings.OTP_RESEND_COOLDOWN_S = 0
-    for _ in range(settings.OTP_SENDS_PER_PHONE_PER_HOUR):
+    for _ in range(settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR):
         assert signup(api).status_code == 200
     capped = signup(api)
     assert capped.status_code == 429
@@ -388,3 +388,54 @@ def test_wrong_tries_of_an_address_count_again_once_they_leave_the_hour(api, set
     assert login(api, second, wrong(codes[second]), REMOTE_ADDR="10.1.2.3").status_code == 429
     WrongTry.objects.update(created_at=timezone.now() - timedelta(hours=1, seconds=1))
     assert login(api, second, codes[second], REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+# --- no single address can lock a phone out (issue 19.7) --------------------------------------
+
+
+def test_wrong_tries_from_one_address_leave_the_code_usable_from_another(api, settings):
+    code = signup(api).json()["confirmation_code"]
+    for _ in range(settings.OTP_MAX_ATTEMPTS_PER_IP):
+        assert login(api, "+79991234567", wrong(code), REMOTE_ADDR="10.6.6.6").status_code == 400
+    refused = login(api, "+79991234567", code, REMOTE_ADDR="10.6.6.6")
+    assert refused.status_code == 400
+    assert "Too many wrong tries" in refused.json()["confirmation_code"][0]
+    assert login(api, "+79991234567", code, REMOTE_ADDR="10.1.1.1").status_code == 200
+
+
+def test_a_code_dies_after_its_wrong_tries_from_all_addresses_together(api, settings):
+    code = signup(api).json()["confirmation_code"]
+    per_ip = settings.OTP_MAX_ATTEMPTS_PER_IP
+    for i in range(settings.OTP_MAX_ATTEMPTS):
+        assert login(api, "+79991234567", wrong(code), REMOTE_ADDR=f"10.6.6.{i // per_ip + 1}").status_code == 400
+    burned = login(api, "+79991234567", code, REMOTE_ADDR="10.1.1.1")
+    assert burned.status_code == 400
+    assert "Too many wrong tries" in burned.json()["confirmation_code"][0]
+    assert User.objects.count() == 0
+
+
+def test_codes_asked_for_from_one_address_do_not_block_the_phone_for_another(api, settings):
+    settings.OTP_RESEND_COOLDOWN_S = 0
+    for _ in range(settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR):
+        assert signup(api, REMOTE_ADDR="10.6.6.6").status_code == 200
+    capped = signup(api, REMOTE_ADDR="10.6.6.6")
+    assert capped.status_code == 429
+    assert capped.json()["detail"] == "Too many codes for this phone from this address. Try again later."
+    assert signup(api, REMOTE_ADDR="10.1.1.1").status_code == 200
+
+
+def test_the_cooldown_holds_per_address(api):
+    assert signup(api, REMOTE_ADDR="10.6.6.6").status_code == 200
+    assert signup(api, REMOTE_ADDR="10.6.6.6").status_code == 429
+    assert signup(api, REMOTE_ADDR="10.1.1.1").status_code == 200
+
+
+def test_the_hourly_cap_per_phone_counts_every_address_together(api, settings):
+    settings.OTP_RESEND_COOLDOWN_S = 0
+    cap = settings.OTP_SENDS_PER_PHONE_PER_HOUR
+    for i in range(cap):
+        assert signup(api, REMOTE_ADDR=f"10.6.7.{i + 1}").status_code == 200
+    capped = signup(api, REMOTE_ADDR="10.1.1.1")
+    assert capped.status_code == 429
+    assert capped.json()["detail"] == "Too many codes for this phone. Try again later."
+    assert 3500 < int(capped["Retry-After"]) <= 3600
