@@ -18,7 +18,7 @@ from tests.factories import UserFactory
 
 from .servers import ROOT
 
-PROD = {"DEBUG": "0", "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": "example.org"}
+PROD = {"DEBUG": "0", "SECRET_KEY": "prod-like-key-" + "0123456789abcdef" * 3, "ALLOWED_HOSTS": "example.org"}
 SETTINGS = [
     "SESSION_COOKIE_SECURE",
     "CSRF_COOKIE_SECURE",
@@ -123,6 +123,26 @@ def test_production_refuses_to_start_without_a_secret_it_needs(env, missing):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert missing in result.stderr
+
+
+@pytest.mark.parametrize(
+    "weak",
+    ["s" * 50, "short-but-varied-0123456789", "abcd" * 13, "django-insecure-" + "0123456789abcdefghij" * 3],
+    ids=["one_character", "short", "four_characters_repeated", "django_insecure_prefix"],
+)
+def test_production_refuses_to_start_with_a_weak_secret_key_and_says_how_to_make_one(weak):
+    if (ROOT / ".env").exists():
+        pytest.skip(".env would feed the production process")
+    result = _python("import django; django.setup()", {**PROD, "SECRET_KEY": weak})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is too weak" in result.stderr
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(50))"' in result.stderr
+    assert weak not in result.stderr  # the message never repeats the secret
+
+
+def test_a_weak_secret_key_is_accepted_with_debug_on():
+    result = _python("import django; django.setup()", {"DEBUG": "1", "SECRET_KEY": "x"})
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
