@@ -30,8 +30,9 @@ COPY --from=build /opt/venv /opt/venv
 # The code belongs to root: the app user can read it, never change it.
 COPY . .
 # Static files are part of the image (whitenoise's manifest names them). The key only lets
-# settings load here; it is never used at run time.
-RUN SECRET_KEY=collectstatic-only-not-a-secret DEBUG=0 python manage.py collectstatic --noinput \
+# settings load here (long and varied: with DEBUG off a weak key stops the start); it is never
+# used at run time.
+RUN SECRET_KEY=collectstatic-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz DEBUG=0 python manage.py collectstatic --noinput \
     && mkdir -p /app/sent_messages /srv/static \
     && chown app:app /app/sent_messages /srv/static
 USER 10001:10001

@@ -72,7 +72,11 @@ class TokenApi(APIView):
     @extend_schema(
         operation_id="auth_token",
         request=InputSerializer,
-        responses={200: OutputSerializer, 400: validation_error_schema("TokenError", "phone", "confirmation_code")},
+        responses={
+            200: OutputSerializer,
+            400: validation_error_schema("TokenError", "phone", "confirmation_code"),
+            429: RateLimitSerializer,
+        },
     )
     def post(self, request):
         data = api_input(self.InputSerializer, request)
@@ -80,6 +84,7 @@ class TokenApi(APIView):
         code_verify(
             phone=data["phone"],
             code=data["confirmation_code"],
+            ip=request_ip(request),
             on_login=lambda user: issued.append(RefreshToken.for_user(user)),
         )
         (refresh,) = issued

@@ -85,6 +85,9 @@ class PhoneCode(models.Model):
     phone = models.CharField(max_length=16)
     code_hash = models.CharField(max_length=64)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # What the per-address limits count (accounts.services.ip_key): the IPv4 address, the
+    # IPv6 network (/64 by default), or one key for clients without a usable address.
+    ip_key = models.CharField(max_length=64, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -94,9 +97,29 @@ class PhoneCode(models.Model):
         indexes = [
             # Latest code for a phone, and the per-phone hourly count.
             models.Index(fields=["phone", "-created_at"], name="phonecode_phone_recent"),
-            # The per-IP hourly count.
-            models.Index(fields=["ip", "created_at"], name="phonecode_ip_recent"),
+            # The per-address hourly count.
+            models.Index(fields=["ip_key", "created_at"], name="phonecode_ip_key_recent"),
         ]
 
     def __str__(self):
         return f"code for {self.phone} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WrongTry(models.Model):
+    """A wrong code tried, and the address it came from: the per-address try limits count these
+    (accounts.services.code_verify). A right try ends the code and needs no row."""
+
+    code = models.ForeignKey(PhoneCode, on_delete=models.CASCADE, related_name="wrong_tries", db_index=False)
+    ip_key = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The per-address hourly count of wrong tries.
+            models.Index(fields=["ip_key", "created_at"], name="wrongtry_ip_key_recent"),
+            # A code's wrong tries from one address.
+            models.Index(fields=["code", "ip_key"], name="wrongtry_code_ip_key"),
+        ]
+
+    def __str__(self):
+        return f"wrong try from {self.ip_key} at {self.created_at:%Y-%m-%d %H:%M:%S}"

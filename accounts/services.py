@@ -1,20 +1,21 @@
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Value
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Value
 from django.utils import timezone
 
 from notifications.models import Message
 from notifications.services import messages_enqueue
-from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, advisory_xact_lock
+from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, LOCK_OTP_TRY_IP, advisory_xact_lock
 from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 
-from .models import PhoneCode, User
+from .models import PhoneCode, User, WrongTry
 from .phones import phone_normalize
 
 HOUR = timedelta(hours=1)
@@ -32,34 +33,66 @@ class CodeRequestResult:
     expires_at: object
 
 
-def _send_refusal(*, phone: str, ip: str | None, now) -> RateLimited | None:
-    """Which send limit refuses a new code for `phone` from `ip` now, as the 429 to raise; None
-    if none. The one place the send limits are written (code_request applies them under locks).
+# The key of every client whose address is unknown (no usable REMOTE_ADDR): they share one
+# budget rather than none.
+UNKNOWN_ADDRESS = "unknown"
 
-    One query: the phone's codes of the last hour (newest first, at most its cap) and the
-    address's cap-th newest code of the hour, which exists iff the address reached its cap and
-    is the first of its codes to leave the window (one row read however busy a NAT is).
+
+def ip_key(ip: str | None) -> str:
+    """What the per-address limits count for a client address: an IPv4 address itself, an IPv6
+    address by its network of OTP_IPV6_PREFIX bits (one customer's /64 is one client), and
+    every client without a usable address under one key, so that no address switches a cap off."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return UNKNOWN_ADDRESS
+    address = getattr(address, "ipv4_mapped", None) or address
+    if address.version == 4:
+        return str(address)
+    return str(ipaddress.ip_network((address, settings.OTP_IPV6_PREFIX), strict=False))
+
+
+def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
+    """Which send limit refuses a new code for `phone` from the address key `ip` now, as the
+    429 to raise (of several, the one that lasts longest: its Retry-After is when a request can
+    pass); None if none. The one place the send limits are written (code_request applies them
+    under locks).
+
+    The limits per phone are per phone and address (the cooldown, OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR)
+    under a larger cap for the phone from all addresses (OTP_SENDS_PER_PHONE_PER_HOUR): one
+    address cannot use up the codes of someone else's phone, many addresses can use up at most
+    the phone's hourly cap. One query: the phone's codes of the last hour (newest first, at most
+    its cap, with whether each came from this address) and the address's cap-th newest code of
+    the hour, which exists iff the address reached its cap (one row read however busy a NAT is).
     """
     since = now - HOUR
-    per_phone, per_ip = settings.OTP_SENDS_PER_PHONE_PER_HOUR, settings.OTP_SENDS_PER_IP_PER_HOUR
+    per_phone, per_pair = settings.OTP_SENDS_PER_PHONE_PER_HOUR, settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR
+    per_ip = settings.OTP_SENDS_PER_IP_PER_HOUR
     codes = PhoneCode.objects.filter(created_at__gt=since).order_by("-created_at")
-    rows = codes.filter(phone=phone).annotate(by_ip=Value(False)).values_list("by_ip", "created_at")[:per_phone]
-    if ip is not None:
-        by_ip = codes.filter(ip=ip).annotate(by_ip=Value(True)).values_list("by_ip", "created_at")
-        rows = rows.union(by_ip[per_ip - 1 : per_ip], all=True)
-    found = list(rows)
-    recent = sorted((at for by_ip, at in found if not by_ip), reverse=True)
-    capped_at = next((at for by_ip, at in found if by_ip), None)
+    mine = ExpressionWrapper(Q(ip_key=ip), output_field=BooleanField())
+    rows = codes.filter(phone=phone).annotate(by_ip=Value(False), mine=mine)
+    by_ip = codes.filter(ip_key=ip).annotate(by_ip=Value(True), mine=Value(True))
+    fields = ("by_ip", "mine", "created_at")
+    found = list(rows.values_list(*fields)[:per_phone].union(by_ip.values_list(*fields)[per_ip - 1 : per_ip], all=True))
+    recent = sorted((at for by_ip, _, at in found if not by_ip), reverse=True)
+    ours = sorted((at for by_ip, mine, at in found if mine and not by_ip), reverse=True)
+    capped_at = next((at for by_ip, _, at in found if by_ip), None)
 
+    refusals = []
     cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S)
-    if recent and recent[0] > now - cooldown:
-        wait = (recent[0] + cooldown - now).total_seconds()
-        return RateLimited(f"A code was just sent. Request a new one in {int(wait) + 1} s.", retry_after=wait)
+    if ours and ours[0] > now - cooldown:
+        wait = (ours[0] + cooldown - now).total_seconds()
+        refusals.append((f"A code was just sent. Request a new one in {int(wait) + 1} s.", wait))
+    if len(ours) >= per_pair:
+        refusals.append(("Too many codes for this phone from this address.", _hour_left(ours[per_pair - 1], now)))
     if len(recent) >= per_phone:
-        return RateLimited("Too many codes for this phone. Try again later.", retry_after=_hour_left(recent[-1], now))
+        refusals.append(("Too many codes for this phone.", _hour_left(recent[-1], now)))
     if capped_at is not None:
-        return RateLimited("Too many codes from this address. Try again later.", retry_after=_hour_left(capped_at, now))
-    return None
+        refusals.append(("Too many codes from this address.", _hour_left(capped_at, now)))
+    if not refusals:
+        return None
+    message, wait = max(refusals, key=lambda refusal: refusal[1])
+    return RateLimited(message if message.endswith(" s.") else f"{message} Try again later.", retry_after=wait)
 
 
 def _hour_left(oldest, now) -> float:
@@ -69,28 +102,30 @@ def _hour_left(oldest, now) -> float:
 def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     """Issue a new 4-digit login code for `phone` and queue its delivery.
 
-    Rules (_send_refusal): one code per OTP_RESEND_COOLDOWN_S per phone; at most
-    OTP_SENDS_PER_PHONE_PER_HOUR per phone and OTP_SENDS_PER_IP_PER_HOUR per client IP. They are
-    checked under the phone's and the address's advisory locks, so parallel requests cannot both
-    pass; the code row and its outbox rows commit together. The answer is the same whether or
+    Rules (_send_refusal): one code per OTP_RESEND_COOLDOWN_S per phone and client address
+    (ip_key: an IPv6 client by its /64); at most OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR per phone
+    and address, OTP_SENDS_PER_PHONE_PER_HOUR per phone and OTP_SENDS_PER_IP_PER_HOUR per
+    address. They are checked under the phone's and the address's advisory locks, so parallel
+    requests cannot both pass; the code row and its outbox rows commit together. The answer is the same whether or
     not the phone belongs to a user.
     """
     phone = phone_normalize(phone)
     code = f"{secrets.randbelow(10_000):04d}"
     body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
-    locks = [(LOCK_OTP_PHONE, phone), *([(LOCK_OTP_IP, ip)] if ip else [])]  # always phone, then IP
+    key = ip_key(ip)
     with transaction.atomic():
-        advisory_xact_lock(*locks)
+        advisory_xact_lock((LOCK_OTP_PHONE, phone), (LOCK_OTP_IP, key))  # always phone, then address
         # The clock is read under the locks: a request that waited must see the codes issued
         # while it waited as past, not future (else the cooldown and windows are off).
         now = timezone.now()
-        refusal = _send_refusal(phone=phone, ip=ip, now=now)
+        refusal = _send_refusal(phone=phone, ip=key, now=now)
         if refusal is not None:
             raise refusal
         challenge = PhoneCode.objects.create(
             phone=phone,
             code_hash=code_hash(phone=phone, code=code),
             ip=ip,
+            ip_key=key,
             expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
         )
         messages_enqueue(
@@ -108,65 +143,106 @@ def _code_check_format(code) -> str:
     return code
 
 
-# One try at the phone's latest code: counts it and, when the digest matches, consumes the
-# code. It passes only while that code is unused, unexpired and has tries left, so however many
-# tries arrive at once a code takes at most OTP_MAX_ATTEMPTS of them and works once. The stored
-# HMAC is compared in SQL: both sides are digests keyed by SECRET_KEY, so how long a comparison
-# takes says nothing about the code.
+# One try at the phone's latest code, from the address key %(key)s, in one statement: counts it
+# and, when the digest matches, consumes the code. It passes only while the address has wrong
+# tries left this hour, and that code is unused, unexpired, has tries left and tries left for
+# this address, so a code takes at most OTP_MAX_ATTEMPTS tries (OTP_MAX_ATTEMPTS_PER_IP of them
+# from one address) and works once; a wrong try is recorded with its address. The
+# caller holds the address's advisory lock, so parallel tries from one address cannot pass its
+# hourly cap together. The stored HMAC is compared in SQL: both sides are digests keyed by
+# SECRET_KEY, so how long a comparison takes says nothing about the code.
+_CODE, _WRONG = PhoneCode._meta.db_table, WrongTry._meta.db_table
 _TRY_SQL = f"""
-UPDATE {PhoneCode._meta.db_table} SET attempts = attempts + 1,
-    consumed_at = CASE WHEN code_hash = %(hash)s THEN %(now)s ELSE NULL END
-WHERE id = (SELECT id FROM {PhoneCode._meta.db_table} WHERE phone = %(phone)s ORDER BY created_at DESC LIMIT 1)
-    AND consumed_at IS NULL AND expires_at > %(now)s AND attempts < %(max)s
-RETURNING consumed_at IS NOT NULL
+WITH capped AS (
+    SELECT created_at FROM {_WRONG} WHERE ip_key = %(key)s AND created_at > %(since)s
+    ORDER BY created_at DESC OFFSET %(ip_cap_offset)s LIMIT 1
+), tried AS (
+    UPDATE {_CODE} AS code SET attempts = attempts + 1,
+        consumed_at = CASE WHEN code_hash = %(hash)s THEN %(now)s ELSE NULL END
+    WHERE id = (SELECT id FROM {_CODE} WHERE phone = %(phone)s ORDER BY created_at DESC LIMIT 1)
+        AND consumed_at IS NULL AND expires_at > %(now)s AND attempts < %(max)s
+        AND NOT EXISTS (SELECT FROM capped)
+        AND (SELECT count(*) FROM {_WRONG} WHERE code_id = code.id AND ip_key = %(key)s) < %(max_per_ip)s
+    RETURNING id, consumed_at IS NOT NULL AS matched
+), recorded AS (
+    INSERT INTO {_WRONG} (code_id, ip_key, created_at) SELECT id, %(key)s, %(now)s FROM tried WHERE NOT matched
+)
+SELECT (SELECT matched FROM tried), (SELECT created_at FROM capped)
 """
 
 
-def _code_try(*, phone: str, code: str, now) -> bool | None:
-    """Count one try: True, right and now consumed; False, wrong and counted; None, nothing was
-    counted (no usable code, or its tries are used up)."""
-    params = {"hash": code_hash(phone=phone, code=code), "now": now, "phone": phone, "max": settings.OTP_MAX_ATTEMPTS}
+def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, object]:
+    """Count one try from the address key `key`: (True, None), right and now consumed; (False,
+    None), wrong, counted and recorded; (None, None), nothing was counted (no usable code, or
+    its tries are used up); (None, at), the address is at its hourly cap of wrong tries, the
+    oldest of which was at `at`."""
+    params = {
+        "hash": code_hash(phone=phone, code=code),
+        "now": now,
+        "phone": phone,
+        "max": settings.OTP_MAX_ATTEMPTS,
+        "max_per_ip": settings.OTP_MAX_ATTEMPTS_PER_IP,
+        "key": key,
+        "since": now - HOUR,
+        "ip_cap_offset": settings.OTP_TRIES_PER_IP_PER_HOUR - 1,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_TRY_SQL, params)
-        row = cursor.fetchone()
-    return None if row is None else row[0]
+        right, capped_at = cursor.fetchone()
+    return right, capped_at
 
 
-def code_verify(*, phone: str, code: str, on_login=None) -> User:
-    """Log in with the latest code sent to `phone`; create the user on first login.
+def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User:
+    """Log in with the latest code sent to `phone`, tried from the client address `ip`; create
+    the user on first login.
 
-    A code survives at most OTP_MAX_ATTEMPTS guesses, works once, and only until it expires
-    (_code_try). A try beyond the budget gets the same answer whether it was right or wrong.
-    A wrong try's count is committed although the request fails; a disabled user's right try
-    is not (the code stays usable, the answer says the account is disabled).
+    A code survives at most OTP_MAX_ATTEMPTS guesses, OTP_MAX_ATTEMPTS_PER_IP of them from one
+    client address (ip_key), so one address cannot burn a code for its owner; it works once, and
+    only until it expires. One address tries at most OTP_TRIES_PER_IP_PER_HOUR wrong codes an
+    hour at all phones together, then gets a 429 for every try (_code_try, under its lock). A try
+    beyond a budget gets the same answer whether it was right or wrong. A wrong try's count is
+    committed although the request fails; a disabled user's right try is not (the code stays
+    usable, the answer says the account is disabled).
 
     `on_login(user)` runs in the transaction that uses the code (the API issues its refresh
     token there): the code's use and what on_login writes commit together, or neither does.
     """
     phone = phone_normalize(phone)
     code = _code_check_format(code)
-    now = timezone.now()
+    key = ip_key(ip)
     with transaction.atomic():
-        right = _code_try(phone=phone, code=code, now=now)
+        advisory_xact_lock((LOCK_OTP_TRY_IP, key))
+        now = timezone.now()  # under the lock: a try that waited counts the tries made meanwhile
+        right, capped_at = _code_try(phone=phone, code=code, key=key, now=now)
         if right:
             user = user_get_or_create(phone=phone)
             if on_login is not None:
                 on_login(user)
     if right:
         return user
-    if right is None and _code_exhausted(phone=phone, now=now):
+    if capped_at is not None:
+        raise RateLimited(
+            "Too many wrong codes from this address. Try again later.", retry_after=_hour_left(capped_at, now)
+        )
+    if right is None and _code_exhausted(phone=phone, key=key, now=now):
         raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
     raise AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")
 
 
-def _code_exhausted(*, phone: str, now) -> bool:
-    """Whether the latest code is unused and unexpired but out of tries (a refused try's answer)."""
-    latest = PhoneCode.objects.filter(phone=phone).order_by("-created_at").first()
+def _code_exhausted(*, phone: str, key: str, now) -> bool:
+    """Whether the latest code is unused and unexpired but out of tries, or of tries from the
+    address key `key` (a refused try's answer)."""
+    latest = (
+        PhoneCode.objects.filter(phone=phone)
+        .annotate(ours=Count("wrong_tries", filter=Q(wrong_tries__ip_key=key)))
+        .order_by("-created_at")
+        .first()
+    )
     return (
         latest is not None
         and latest.consumed_at is None
         and latest.expires_at > now
-        and latest.attempts >= settings.OTP_MAX_ATTEMPTS
+        and (latest.attempts >= settings.OTP_MAX_ATTEMPTS or latest.ours >= settings.OTP_MAX_ATTEMPTS_PER_IP)
     )
 
 

@@ -98,9 +98,13 @@ def code_submit(request):
             return redirect("code-submit")
     elif request.method == "POST":
         form = CodeForm(request.POST)
+        status = 400
         if form.is_valid():
             try:
-                user = code_verify(phone=phone, code=form.cleaned_data["confirmation_code"])
+                user = code_verify(phone=phone, code=form.cleaned_data["confirmation_code"], ip=request_ip(request))
+            except RateLimited as exc:
+                form.add_error("confirmation_code", rate_limited_text(exc))
+                status = 429
             except ApplicationError as exc:
                 form.add_service_error(exc)
             else:
@@ -109,7 +113,6 @@ def code_submit(request):
                 login(request, user, backend=SESSION_BACKEND)
                 messages.success(request, f"You are logged in as {user.phone}.")
                 return redirect(next_url or "profile")
-        status = 400
     ttl_minutes = max(1, round(settings.OTP_TTL_S / 60))
     context = {"form": form, "phone": phone, "resend_error": resend_error, "ttl_minutes": ttl_minutes}
     return render(request, "accounts/code_submit.html", context, status=status)

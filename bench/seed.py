@@ -87,10 +87,10 @@ def seed() -> Seeded:
                 copy.write_row((invitee, inviter, start + timedelta(seconds=n)))
         token_phones = [phone_for(user_id) for user_id in range(TOKEN_FIRST, USERS + 1)]
         expires = now + timedelta(days=1)
-        columns = "phone, code_hash, created_at, expires_at, attempts"
+        columns = "phone, code_hash, ip_key, created_at, expires_at, attempts"
         with cursor.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
             for phone in token_phones:
-                copy.write_row((phone, code_hash(phone=phone, code=TOKEN_CODE), now, expires, 0))
+                copy.write_row((phone, code_hash(phone=phone, code=TOKEN_CODE), "", now, expires, 0))
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{user_table}', 'id'), {USERS})")
         # As autovacuum would after a bulk load: statistics, and the visibility map that lets
         # index-only scans skip the table.

@@ -8,6 +8,7 @@ from django.db import connection
 LOCK_OTP_PHONE = 1
 LOCK_OTP_IP = 2
 LOCK_REFERRALS = 3
+LOCK_OTP_TRY_IP = 4
 
 
 def lock_key(key: str | int) -> int:

@@ -10,6 +10,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 from project import embedded_postgres
@@ -33,6 +38,18 @@ def _required(name, *, when=True, dev_default=""):
 
 
 SECRET_KEY = _required("SECRET_KEY", dev_default="dev-only-insecure-key-" + "x" * 40)
+# A weak key (what `check --deploy` warns of: security.W009's own criteria) signs sessions,
+# tokens and the code digests: with DEBUG off the process does not start on one.
+if not DEBUG and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)
+):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak: it needs at least {SECRET_KEY_MIN_LENGTH} characters, "
+        f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} of them different, and no {SECRET_KEY_INSECURE_PREFIX!r} "
+        'prefix. Make one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -197,20 +214,48 @@ SPECTACULAR_SETTINGS = {
 OTP_FAKE_DELIVERY = env.bool("OTP_FAKE_DELIVERY", default=env.bool("FAKE_CONFIRM", default=DEBUG))
 OTP_FAKE_DELIVERY_FORCED = env.bool("OTP_FAKE_DELIVERY_FORCED", default=False)
 OTP_TTL_S = env.int("OTP_TTL_S", default=300)
-OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
+# A code takes OTP_MAX_ATTEMPTS tries from all addresses together, OTP_MAX_ATTEMPTS_PER_IP from
+# one address: one address cannot burn someone else's code (SECURITY.md, "Login codes").
+OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=10)
+OTP_MAX_ATTEMPTS_PER_IP = env.int("OTP_MAX_ATTEMPTS_PER_IP", default=5)
+# Between two codes for one phone asked for from one address.
 OTP_RESEND_COOLDOWN_S = env.int("OTP_RESEND_COOLDOWN_S", default=60)
-OTP_SENDS_PER_PHONE_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_HOUR", default=5)
+# Codes a phone gets an hour from all addresses together, and from one address: one address
+# cannot use up someone else's phone.
+OTP_SENDS_PER_PHONE_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_HOUR", default=10)
+OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR", default=5)
 OTP_SENDS_PER_IP_PER_HOUR = env.int("OTP_SENDS_PER_IP_PER_HOUR", default=20)
+# The per-address limits count an IPv6 client by its network of this many bits (one customer
+# usually gets a whole /64), an IPv4 client by its address.
+OTP_IPV6_PREFIX = env.int("OTP_IPV6_PREFIX", default=64)
+# Wrong codes one client address may try per hour, at all phones together (guessing across phones).
+OTP_TRIES_PER_IP_PER_HOUR = env.int("OTP_TRIES_PER_IP_PER_HOUR", default=50)
 # A cap of 0 would refuse every code, and the limits query would ask for OFFSET -1 (a 500).
 for _name, _least in (
     ("OTP_TTL_S", 1),
     ("OTP_MAX_ATTEMPTS", 1),
+    ("OTP_MAX_ATTEMPTS_PER_IP", 1),
     ("OTP_RESEND_COOLDOWN_S", 0),
     ("OTP_SENDS_PER_PHONE_PER_HOUR", 1),
+    ("OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR", 1),
     ("OTP_SENDS_PER_IP_PER_HOUR", 1),
+    ("OTP_IPV6_PREFIX", 1),
+    ("OTP_TRIES_PER_IP_PER_HOUR", 1),
 ):
     if globals()[_name] < _least:
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, not {globals()[_name]}")
+if OTP_IPV6_PREFIX > 128:
+    raise ImproperlyConfigured(f"OTP_IPV6_PREFIX must be at most 128, not {OTP_IPV6_PREFIX}")
+# Each per-address share must leave the others some: else one address locks a phone out.
+for _share, _whole in (
+    ("OTP_MAX_ATTEMPTS_PER_IP", "OTP_MAX_ATTEMPTS"),
+    ("OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR", "OTP_SENDS_PER_PHONE_PER_HOUR"),
+):
+    if globals()[_share] >= globals()[_whole]:
+        raise ImproperlyConfigured(
+            f"{_whole} ({globals()[_whole]}) must be more than {_share} ({globals()[_share]}), "
+            "so that one address cannot lock a phone out"
+        )
 # Which backends carry login codes (notifications/backends/). The file backend writes to disk:
 # fine for DEBUG and demos; production names its real channels (sms, email).
 OTP_DELIVERY_BACKENDS = env.list("OTP_DELIVERY_BACKENDS", default=["file"])

@@ -17,20 +17,35 @@ from .exceptions import ApplicationError
 # --- the client's address --------------------------------------------------------------------
 
 
-def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str | None:
-    """The client's address. X-Forwarded-For counts only when the peer is a trusted proxy;
-    then the right-most address that is not itself a trusted proxy is the client."""
-    trusted = set(settings.TRUSTED_PROXIES)
-    ip = remote_addr or None
-    if ip in trusted and forwarded_for:
-        for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
-            if hop and hop not in trusted:
-                ip = hop
-                break
+def _address(text: str):
+    """`text` as an address (an IPv4-mapped IPv6 one as its IPv4 address), or None."""
     try:
-        return str(ipaddress.ip_address(ip)) if ip else None
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str | None:
+    """The client's address. X-Forwarded-For counts only when the peer is a trusted proxy;
+    then the right-most address that is not itself a trusted proxy is the client. A hop that is
+    not an address (a proxy's bad header) gives the peer's own address: the request is still
+    counted under someone. None only when the peer's own address is unusable too (the services
+    count those under one key of their own)."""
+    peer = _address(remote_addr or "")
+    if peer is None:
+        return None
+    trusted = {address for address in map(_address, settings.TRUSTED_PROXIES) if address is not None}
+    if peer in trusted and forwarded_for:
+        for hop in reversed(forwarded_for.split(",")):
+            if not hop.strip():
+                continue
+            address = _address(hop)
+            if address is None:
+                break
+            if address not in trusted:
+                return str(address)
+    return str(peer)
 
 
 def request_ip(request) -> str | None:

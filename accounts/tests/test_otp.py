@@ -23,8 +23,8 @@ def signup(api, phone="+79991234567", **extra):
     return api.post(SIGNUP, {"phone": phone}, format="json", **extra)
 
 
-def login(api, phone, code):
-    return api.post(TOKEN, {"phone": phone, "confirmation_code": code}, format="json")
+def login(api, phone, code, **extra):
+    return api.post(TOKEN, {"phone": phone, "confirmation_code": code}, format="json", **extra)
 
 
 def wrong(code: str) -> str:
@@ -106,7 +106,7 @@ def test_the_refresh_token_is_recorded_with_the_codes_use_or_neither_is(api, ret
         OutstandingToken.objects.create(user=user, jti=taken["jti"], token="x", expires_at=timezone.now())
 
     with pytest.raises(IntegrityError):
-        code_verify(phone="+79991234567", code=code, on_login=clashing)
+        code_verify(phone="+79991234567", code=code, ip="127.0.0.1", on_login=clashing)
     assert (User.objects.filter(phone="+79991234567").count(), OutstandingToken.objects.count()) == (int(returning), 1)
     assert PhoneCode.objects.get().consumed_at is None
     answer = login(api, "+79991234567", code)
@@ -149,9 +149,9 @@ def test_the_code_expires_after_the_configured_lifetime(api, settings):
     assert timedelta(seconds=119) < lifetime <= timedelta(seconds=121)
 
 
-def test_five_wrong_tries_burn_the_code(api, settings):
+def test_five_wrong_tries_from_one_address_end_its_tries_at_the_code(api, settings):
     code = signup(api).json()["confirmation_code"]
-    for _ in range(settings.OTP_MAX_ATTEMPTS):
+    for _ in range(settings.OTP_MAX_ATTEMPTS_PER_IP):
         assert login(api, "+79991234567", wrong(code)).status_code == 400
     burned = login(api, "+79991234567", code)
     assert burned.status_code == 400
@@ -161,7 +161,7 @@ def test_five_wrong_tries_burn_the_code(api, settings):
 
 def test_four_wrong_tries_still_leave_the_right_code_usable(api, settings):
     code = signup(api).json()["confirmation_code"]
-    for _ in range(settings.OTP_MAX_ATTEMPTS - 1):
+    for _ in range(settings.OTP_MAX_ATTEMPTS_PER_IP - 1):
         login(api, "+79991234567", wrong(code))
     assert login(api, "+79991234567", code).status_code == 200
 
@@ -200,9 +200,9 @@ def test_a_new_code_after_the_cooldown_is_sent(api, settings):
     assert signup(api).status_code == 200
 
 
-def test_the_hourly_cap_per_phone_is_429_until_the_oldest_leaves_the_window(api, settings):
+def test_the_hourly_cap_per_phone_and_address_is_429_until_the_oldest_leaves_the_window(api, settings):
     settings.OTP_RESEND_COOLDOWN_S = 0
-    for _ in range(settings.OTP_SENDS_PER_PHONE_PER_HOUR):
+    for _ in range(settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR):
         assert signup(api).status_code == 200
     capped = signup(api)
     assert capped.status_code == 429
@@ -306,9 +306,160 @@ def test_a_wrong_try_runs_the_same_statements_for_a_registered_and_an_unregister
     for phone in ("+79991234567", "+79997654321"):
         code = signup(api, phone).json()["confirmation_code"]
         with CaptureQueriesContext(connection) as queries, pytest.raises(AuthenticationFailed):
-            code_verify(phone=phone, code=wrong(code))
+            code_verify(phone=phone, code=wrong(code), ip="10.1.2.3")
         seen.append([q["sql"] for q in queries.captured_queries])
         assert PhoneCode.objects.get(phone=phone).attempts == 1  # counted, and committed
     literals = re.compile(r"'[^']*'")  # the phones and the hashes differ, the statements must not
     assert [literals.sub("?", sql) for sql in seen[0]] == [literals.sub("?", sql) for sql in seen[1]]
-    assert len(seen[0]) == 3  # BEGIN, the try, COMMIT: nothing reads the user for a wrong code
+    assert len(seen[0]) == 4  # BEGIN, the address's lock, the try, COMMIT: nothing reads the user
+
+
+# --- which address is counted (issue 19.5) ---------------------------------------------------
+
+
+def test_ipv6_addresses_of_one_64_share_the_hourly_cap_per_address(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 3
+    for i, host in enumerate(["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:aaaa:bbbb:cccc:dddd"]):
+        assert signup(api, f"+7999000000{i}", REMOTE_ADDR=host).status_code == 200
+    capped = signup(api, "+79990000009", REMOTE_ADDR="2001:db8:1:2:ffff::9")
+    assert capped.status_code == 429
+    assert int(capped["Retry-After"]) > 0
+    assert signup(api, "+79990000009", REMOTE_ADDR="2001:db8:1:3::1").status_code == 200
+
+
+def test_the_ipv6_prefix_counted_is_a_setting(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    settings.OTP_IPV6_PREFIX = 48
+    assert signup(api, "+79990000001", REMOTE_ADDR="2001:db8:1:2::1").status_code == 200
+    assert signup(api, "+79990000002", REMOTE_ADDR="2001:db8:1:ffff::1").status_code == 429
+    assert signup(api, "+79990000002", REMOTE_ADDR="2001:db8:2::1").status_code == 200
+
+
+def test_ipv4_is_counted_per_address_also_when_it_comes_ipv4_mapped(api, settings):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    assert signup(api, "+79990000001", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert signup(api, "+79990000002", REMOTE_ADDR="::ffff:10.1.2.3").status_code == 429
+    # Not one /64 for every IPv4 client.
+    assert signup(api, "+79990000002", REMOTE_ADDR="::ffff:10.1.2.4").status_code == 200
+
+
+@pytest.mark.parametrize("forwarded_for", ["not-an-ip", "10.0.0.1, garbage", "999.1.1.1", "::g"])
+def test_a_trusted_proxys_unparseable_forwarded_for_is_counted_under_the_proxys_address(api, settings, forwarded_for):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    proxy = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": forwarded_for}
+    assert signup(api, "+79990000001", **proxy).status_code == 200
+    assert signup(api, "+79990000002", **proxy).status_code == 429
+    assert signup(api, "+79990000003", REMOTE_ADDR="127.0.0.1").status_code == 429
+
+
+@pytest.mark.parametrize("remote_addr", ["", "unix:/run/gunicorn.sock"])
+def test_a_client_without_a_usable_address_is_still_capped(api, settings, remote_addr):
+    settings.OTP_SENDS_PER_IP_PER_HOUR = 1
+    assert signup(api, "+79990000001", REMOTE_ADDR=remote_addr).status_code == 200
+    assert signup(api, "+79990000002", REMOTE_ADDR=remote_addr).status_code == 429
+    assert signup(api, "+79990000003", REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+# --- wrong tries per address (issue 19.6) ----------------------------------------------------
+
+
+def codes_for(api, count: int) -> dict[str, str]:
+    """`count` phones with a fresh code each, asked for from addresses of their own."""
+    phones = [f"+799900001{i:02d}" for i in range(count)]
+    return {p: signup(api, p, REMOTE_ADDR=f"10.9.0.{i + 1}").json()["confirmation_code"] for i, p in enumerate(phones)}
+
+
+def test_wrong_tries_at_many_phones_from_one_address_are_capped_per_hour_with_retry_after(api, settings):
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 3
+    codes = codes_for(api, 5)
+    phones = list(codes)
+    for phone in phones[:3]:
+        assert login(api, phone, wrong(codes[phone]), REMOTE_ADDR="10.1.2.3").status_code == 400
+    capped = login(api, phones[3], wrong(codes[phones[3]]), REMOTE_ADDR="10.1.2.3")
+    assert capped.status_code == 429
+    assert 3500 < int(capped["Retry-After"]) <= 3600
+    assert capped.json()["detail"] == "Too many wrong codes from this address. Try again later."
+    # Capped means not tried at all: the right code from there gets the same answer.
+    assert login(api, phones[3], codes[phones[3]], REMOTE_ADDR="10.1.2.3").status_code == 429
+    assert login(api, phones[3], codes[phones[3]], REMOTE_ADDR="10.1.2.4").status_code == 200
+
+
+def test_the_tries_cap_per_address_counts_an_ipv6_64_as_one_address(api, settings):
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 2
+    codes = codes_for(api, 3)
+    phones = list(codes)
+    assert login(api, phones[0], wrong(codes[phones[0]]), REMOTE_ADDR="2001:db8:5:6::1").status_code == 400
+    assert login(api, phones[1], wrong(codes[phones[1]]), REMOTE_ADDR="2001:db8:5:6::2").status_code == 400
+    assert login(api, phones[2], wrong(codes[phones[2]]), REMOTE_ADDR="2001:db8:5:6:1::3").status_code == 429
+
+
+def test_right_codes_do_not_use_up_the_tries_of_an_address(api, settings):
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 1
+    codes = codes_for(api, 3)
+    for phone, code in codes.items():
+        assert login(api, phone, code, REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert login(api, "+79990000999", "1234", REMOTE_ADDR="10.1.2.3").status_code == 400  # no code: no try
+
+
+def test_wrong_tries_of_an_address_count_again_once_they_leave_the_hour(api, settings):
+    from accounts.models import WrongTry
+
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 1
+    codes = codes_for(api, 2)
+    first, second = codes
+    assert login(api, first, wrong(codes[first]), REMOTE_ADDR="10.1.2.3").status_code == 400
+    assert login(api, second, wrong(codes[second]), REMOTE_ADDR="10.1.2.3").status_code == 429
+    WrongTry.objects.update(created_at=timezone.now() - timedelta(hours=1, seconds=1))
+    assert login(api, second, codes[second], REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+# --- no single address can lock a phone out (issue 19.7) --------------------------------------
+
+
+def test_wrong_tries_from_one_address_leave_the_code_usable_from_another(api, settings):
+    code = signup(api).json()["confirmation_code"]
+    for _ in range(settings.OTP_MAX_ATTEMPTS_PER_IP):
+        assert login(api, "+79991234567", wrong(code), REMOTE_ADDR="10.6.6.6").status_code == 400
+    refused = login(api, "+79991234567", code, REMOTE_ADDR="10.6.6.6")
+    assert refused.status_code == 400
+    assert "Too many wrong tries" in refused.json()["confirmation_code"][0]
+    assert login(api, "+79991234567", code, REMOTE_ADDR="10.1.1.1").status_code == 200
+
+
+def test_a_code_dies_after_its_wrong_tries_from_all_addresses_together(api, settings):
+    code = signup(api).json()["confirmation_code"]
+    per_ip = settings.OTP_MAX_ATTEMPTS_PER_IP
+    for i in range(settings.OTP_MAX_ATTEMPTS):
+        assert login(api, "+79991234567", wrong(code), REMOTE_ADDR=f"10.6.6.{i // per_ip + 1}").status_code == 400
+    burned = login(api, "+79991234567", code, REMOTE_ADDR="10.1.1.1")
+    assert burned.status_code == 400
+    assert "Too many wrong tries" in burned.json()["confirmation_code"][0]
+    assert User.objects.count() == 0
+
+
+def test_codes_asked_for_from_one_address_do_not_block_the_phone_for_another(api, settings):
+    settings.OTP_RESEND_COOLDOWN_S = 0
+    for _ in range(settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR):
+        assert signup(api, REMOTE_ADDR="10.6.6.6").status_code == 200
+    capped = signup(api, REMOTE_ADDR="10.6.6.6")
+    assert capped.status_code == 429
+    assert capped.json()["detail"] == "Too many codes for this phone from this address. Try again later."
+    assert signup(api, REMOTE_ADDR="10.1.1.1").status_code == 200
+
+
+def test_the_cooldown_holds_per_address(api):
+    assert signup(api, REMOTE_ADDR="10.6.6.6").status_code == 200
+    assert signup(api, REMOTE_ADDR="10.6.6.6").status_code == 429
+    assert signup(api, REMOTE_ADDR="10.1.1.1").status_code == 200
+
+
+def test_the_hourly_cap_per_phone_counts_every_address_together(api, settings):
+    settings.OTP_RESEND_COOLDOWN_S = 0
+    cap = settings.OTP_SENDS_PER_PHONE_PER_HOUR
+    for i in range(cap):
+        assert signup(api, REMOTE_ADDR=f"10.6.7.{i + 1}").status_code == 200
+    capped = signup(api, REMOTE_ADDR="10.1.1.1")
+    assert capped.status_code == 429
+    assert capped.json()["detail"] == "Too many codes for this phone. Try again later."
+    assert 3500 < int(capped["Retry-After"]) <= 3600

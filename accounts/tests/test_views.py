@@ -164,6 +164,18 @@ def test_the_hourly_limit_says_how_long_to_wait(client, settings):
     assert re.search(wait, response.content.decode())
 
 
+def test_the_code_page_says_when_an_address_has_tried_too_many_wrong_codes(client, settings):
+    settings.OTP_TRIES_PER_IP_PER_HOUR = 1
+    code = shown_code(ask_code(client))
+    wrong = f"{(int(code) + 1) % 10_000:04d}"
+    assert client.post("/submit/", {"confirmation_code": wrong}).status_code == 400
+    response = client.post("/submit/", {"confirmation_code": code})
+    assert response.status_code == 429
+    wait = r"Too many wrong codes from this address\. Try again later\. Wait (\d+ min )?\d+ s\."
+    assert re.search(wait, response.content.decode())
+    assert "_auth_user_id" not in client.session
+
+
 def test_login_returns_to_the_page_that_asked_for_it(client):
     response = client.get("/my_profile/")
     assert response.url == "/?next=/my_profile/"

@@ -1,5 +1,6 @@
 -- POST token with a seeded code, a different phone each request: args = phones file, first line,
--- code, thread count (the slicing of patch.lua).
+-- code, thread count (the slicing of patch.lua). Each request comes from its own client address,
+-- as nginx forwards it (X-Forwarded-For): a login takes its address's lock (accounts.services).
 local phones = {}
 local i = 0
 local code
@@ -15,6 +16,8 @@ end
 request = function()
   i = i + 1
   local phone = phones[i] or phones[#phones]
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
+  local n = tid * 1000000 + i
+  local client = string.format("10.%d.%d.%d", 128 + math.floor(n / 65536) % 128, math.floor(n / 256) % 256, n % 256)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["X-Forwarded-For"] = client},
     '{"phone":"' .. phone .. '","confirmation_code":"' .. code .. '"}')
 end

@@ -49,15 +49,16 @@ def test_ten_thousand_guesses_covering_every_code_give_no_login(settings):
     threads = 10
     chunks = [guesses[i::threads] for i in range(threads)]
     # The right code is the last guess of the last chunk: its own thread has made 999 wrong
-    # guesses before it, so at least OTP_MAX_ATTEMPTS wrong tries are counted by then.
+    # guesses before it, so its address has used up its OTP_MAX_ATTEMPTS_PER_IP tries by then.
     chunks[-1].remove(code)
     chunks[-1].append(code)
 
-    def attack(chunk):
-        client = APIClient()
+    def attack(chunk, address):
+        client = APIClient(REMOTE_ADDR=address)
         return Counter(guess(client, g).status_code for g in chunk)
 
-    results = run_parallel([lambda c=c: attack(c) for c in chunks])
+    # Each thread from an address of its own: the code's tries from all addresses are counted.
+    results = run_parallel([lambda c=c, i=i: attack(c, f"198.51.100.{i + 1}") for i, c in enumerate(chunks)])
     assert errors(results) == []
     statuses = sum(results, Counter())
     print(f"\nguesses tried: {sum(statuses.values())}, logins gained: {statuses[200]}, answers: {dict(statuses)}")
@@ -70,19 +71,54 @@ def test_ten_thousand_guesses_covering_every_code_give_no_login(settings):
 
 
 @pytest.mark.parametrize("registered", [False, True], ids=["first_login", "returning_user"])
-def test_parallel_wrong_guesses_count_exactly_five_tries_and_burn_the_code(settings, registered):
+def test_parallel_wrong_guesses_from_fifty_addresses_count_exactly_ten_tries_and_burn_the_code(settings, registered):
     if registered:
         User.objects.create_user(phone=PHONE)
     code = signup(APIClient()).json()["confirmation_code"]
     wrong = [c for c in all_codes_ending_with(code) if c != code][:50]
-    results = run_parallel([lambda g=g: guess(APIClient(), g) for g in wrong])
+    addresses = [f"198.51.100.{i + 1}" for i in range(50)]
+    results = run_parallel(
+        [lambda g=g, a=a: guess(APIClient(REMOTE_ADDR=a), g) for g, a in zip(wrong, addresses, strict=True)]
+    )
     assert errors(results) == []
     messages = Counter(r.json()["confirmation_code"][0] for r in results)
     assert {r.status_code for r in results} == {400}
     assert sum(n for m, n in messages.items() if m.startswith("Wrong")) == settings.OTP_MAX_ATTEMPTS
     assert PhoneCode.objects.get().attempts == settings.OTP_MAX_ATTEMPTS
-    assert guess(APIClient(), code).status_code == 400
+    assert guess(APIClient(REMOTE_ADDR="203.0.113.99"), code).status_code == 400
     assert User.objects.count() == int(registered)
+
+
+def test_parallel_wrong_guesses_from_one_address_count_exactly_five_tries_and_leave_the_code_to_others(settings):
+    code = signup(APIClient()).json()["confirmation_code"]
+    wrong = [c for c in all_codes_ending_with(code) if c != code][:50]
+    results = run_parallel([lambda g=g: guess(APIClient(REMOTE_ADDR="203.0.113.7"), g) for g in wrong])
+    assert errors(results) == []
+    messages = Counter(r.json()["confirmation_code"][0] for r in results)
+    assert sum(n for m, n in messages.items() if m.startswith("Wrong")) == settings.OTP_MAX_ATTEMPTS_PER_IP
+    assert PhoneCode.objects.get().attempts == settings.OTP_MAX_ATTEMPTS_PER_IP
+    assert guess(APIClient(REMOTE_ADDR="203.0.113.7"), code).status_code == 400
+    assert guess(APIClient(REMOTE_ADDR="203.0.113.8"), code).status_code == 200
+
+
+def test_the_hourly_cap_on_wrong_tries_per_address_holds_for_parallel_tries_at_many_phones(settings):
+    phones = [f"+7999557{i:04d}" for i in range(60)]
+    codes = {
+        p: signup(APIClient(), p, REMOTE_ADDR=f"198.51.100.{i + 1}").json()["confirmation_code"]
+        for i, p in enumerate(phones)
+    }
+
+    def one(phone):
+        return guess(APIClient(), all_codes_ending_with(codes[phone])[0], phone)  # a wrong code
+
+    results = run_parallel([lambda p=p: one(p) for p in phones])
+    assert errors(results) == []
+    statuses = Counter(r.status_code for r in results)
+    print(f"\n60 wrong tries at 60 phones from one address: {dict(statuses)}")
+    cap = settings.OTP_TRIES_PER_IP_PER_HOUR
+    assert statuses == {400: cap, 429: 60 - cap}
+    assert sum(PhoneCode.objects.values_list("attempts", flat=True)) == cap
+    assert all(int(r["Retry-After"]) > 3500 for r in results if r.status_code == 429)
 
 
 def _let_time_pass(seconds: float):
@@ -92,7 +128,8 @@ def _let_time_pass(seconds: float):
 
 
 def test_an_hour_of_attack_on_one_phone_counts_at_most_25_guesses(settings):
-    """Cooldown, hourly cap and attempts together: 5 codes x 5 tries, then 429 for the hour."""
+    """From one address: cooldown, hourly cap and attempts together: 5 codes x 5 tries, then
+    429 for the hour (tests/reliability/test_lockout.py has the attacks from many addresses)."""
     client = APIClient()
     codes_sent = refused_requests = logins = 0
     for _ in range(60):  # one attempt a minute for an hour
@@ -109,8 +146,8 @@ def test_an_hour_of_attack_on_one_phone_counts_at_most_25_guesses(settings):
         _let_time_pass(60)
     counted = sum(PhoneCode.objects.values_list("attempts", flat=True))
     print(f"\ncodes sent: {codes_sent}, counted guesses: {counted}, logins: {logins}, 429s: {refused_requests}")
-    assert codes_sent == settings.OTP_SENDS_PER_PHONE_PER_HOUR
-    assert counted == settings.OTP_SENDS_PER_PHONE_PER_HOUR * settings.OTP_MAX_ATTEMPTS
+    assert codes_sent == settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR
+    assert counted == settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR * settings.OTP_MAX_ATTEMPTS_PER_IP
     assert logins == 0
 
 
@@ -129,6 +166,18 @@ def test_the_hourly_cap_per_ip_holds_for_parallel_requests_with_spoofed_forwarde
     assert set(PhoneCode.objects.values_list("ip", flat=True)) == {"203.0.113.7"}
 
 
+def test_the_hourly_cap_per_ip_holds_for_parallel_requests_from_every_address_of_one_ipv6_64(settings):
+    def one(i):
+        host = f"2001:db8:77:1:{random.randint(0, 0xFFFF):x}:{i:x}::{random.randint(1, 0xFFFF):x}"
+        return signup(APIClient(), f"+7999556{i:04d}", REMOTE_ADDR=host)
+
+    results = run_parallel([lambda i=i: one(i) for i in range(50)])
+    assert errors(results) == []
+    statuses = Counter(r.status_code for r in results)
+    print(f"\n50 signups from one /64: {dict(statuses)}")
+    assert statuses == {200: settings.OTP_SENDS_PER_IP_PER_HOUR, 429: 50 - settings.OTP_SENDS_PER_IP_PER_HOUR}
+
+
 def test_the_hourly_cap_per_phone_holds_for_parallel_requests_from_many_addresses(settings):
     settings.OTP_RESEND_COOLDOWN_S = 0  # only the hourly cap stands in the way
     spellings = ["+79991234567", "89991234567", "+7 (999) 123-45-67", "8 999 123 45 67"]
@@ -144,8 +193,8 @@ def test_the_hourly_cap_per_phone_holds_for_parallel_requests_from_many_addresse
     assert PhoneCode.objects.filter(phone=PHONE).count() == cap
 
 
-def test_the_cooldown_lets_one_of_fifty_parallel_signups_of_one_phone_through():
-    results = run_parallel([lambda i=i: signup(APIClient(), REMOTE_ADDR=f"198.51.100.{i + 1}") for i in range(50)])
+def test_the_cooldown_lets_one_of_fifty_parallel_signups_of_one_phone_from_one_address_through():
+    results = run_parallel([lambda: signup(APIClient(), REMOTE_ADDR="198.51.100.1") for _ in range(50)])
     assert errors(results) == []
     assert Counter(r.status_code for r in results) == {200: 1, 429: 49}
     assert PhoneCode.objects.count() == 1

@@ -18,7 +18,7 @@ from tests.factories import UserFactory
 
 from .servers import ROOT
 
-PROD = {"DEBUG": "0", "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": "example.org"}
+PROD = {"DEBUG": "0", "SECRET_KEY": "prod-like-key-" + "0123456789abcdef" * 3, "ALLOWED_HOSTS": "example.org"}
 SETTINGS = [
     "SESSION_COOKIE_SECURE",
     "CSRF_COOKIE_SECURE",
@@ -30,9 +30,13 @@ SETTINGS = [
     "OTP_FAKE_DELIVERY",
     "OTP_TTL_S",
     "OTP_MAX_ATTEMPTS",
+    "OTP_MAX_ATTEMPTS_PER_IP",
     "OTP_RESEND_COOLDOWN_S",
     "OTP_SENDS_PER_PHONE_PER_HOUR",
+    "OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR",
     "OTP_SENDS_PER_IP_PER_HOUR",
+    "OTP_IPV6_PREFIX",
+    "OTP_TRIES_PER_IP_PER_HOUR",
     "TRUSTED_PROXIES",
 ]
 SCRIPT = f"""
@@ -92,10 +96,14 @@ def test_production_defaults_are_the_documented_figures(production):
     assert production["REFRESH_S"] == 14 * 86400
     assert production["ROTATE"] is True and production["BLACKLIST"] is True
     assert production["OTP_TTL_S"] == 300
-    assert production["OTP_MAX_ATTEMPTS"] == 5
+    assert production["OTP_MAX_ATTEMPTS"] == 10
+    assert production["OTP_MAX_ATTEMPTS_PER_IP"] == 5
     assert production["OTP_RESEND_COOLDOWN_S"] == 60
-    assert production["OTP_SENDS_PER_PHONE_PER_HOUR"] == 5
+    assert production["OTP_SENDS_PER_PHONE_PER_HOUR"] == 10
+    assert production["OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR"] == 5
     assert production["OTP_SENDS_PER_IP_PER_HOUR"] == 20
+    assert production["OTP_IPV6_PREFIX"] == 64
+    assert production["OTP_TRIES_PER_IP_PER_HOUR"] == 50
     assert production["TRUSTED_PROXIES"] == []  # X-Forwarded-For is ignored until a proxy is named
 
 
@@ -118,6 +126,26 @@ def test_production_refuses_to_start_without_a_secret_it_needs(env, missing):
 
 
 @pytest.mark.parametrize(
+    "weak",
+    ["s" * 50, "short-but-varied-0123456789", "abcd" * 13, "django-insecure-" + "0123456789abcdefghij" * 3],
+    ids=["one_character", "short", "four_characters_repeated", "django_insecure_prefix"],
+)
+def test_production_refuses_to_start_with_a_weak_secret_key_and_says_how_to_make_one(weak):
+    if (ROOT / ".env").exists():
+        pytest.skip(".env would feed the production process")
+    result = _python("import django; django.setup()", {**PROD, "SECRET_KEY": weak})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is too weak" in result.stderr
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(50))"' in result.stderr
+    assert weak not in result.stderr  # the message never repeats the secret
+
+
+def test_a_weak_secret_key_is_accepted_with_debug_on():
+    result = _python("import django; django.setup()", {"DEBUG": "1", "SECRET_KEY": "x"})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [("OTP_SENDS_PER_IP_PER_HOUR", "0"), ("OTP_SENDS_PER_PHONE_PER_HOUR", "-1"), ("OTP_RESEND_COOLDOWN_S", "-5")],
 )
@@ -125,6 +153,19 @@ def test_an_otp_limit_out_of_range_stops_the_start(name, value):
     result = _python("import django; django.setup()", {"DEBUG": "1", name: value})
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {name} must be at least" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("share", "whole"),
+    [
+        ("OTP_MAX_ATTEMPTS_PER_IP", "OTP_MAX_ATTEMPTS"),
+        ("OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR", "OTP_SENDS_PER_PHONE_PER_HOUR"),
+    ],
+)
+def test_a_per_address_share_as_large_as_the_whole_stops_the_start(share, whole):
+    result = _python("import django; django.setup()", {"DEBUG": "1", share: "5", whole: "5"})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {whole} (5) must be more than {share} (5)" in result.stderr
 
 
 def test_the_deploy_check_fails_when_fake_delivery_is_on_with_debug_off():
