@@ -167,15 +167,20 @@ WITH capped AS (
 ), recorded AS (
     INSERT INTO {_WRONG} (code_id, ip_key, created_at) SELECT id, %(key)s, %(now)s FROM tried WHERE NOT matched
 )
-SELECT (SELECT matched FROM tried), (SELECT created_at FROM capped)
+SELECT u.*, outcome.matched AS try_matched, outcome.capped_at AS try_capped_at
+FROM (SELECT (SELECT matched FROM tried) AS matched, (SELECT created_at FROM capped) AS capped_at) AS outcome
+LEFT JOIN {User._meta.db_table} AS u ON outcome.matched AND u.phone = %(phone)s
 """
 
 
-def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, object]:
-    """Count one try from the address key `key`: (True, None), right and now consumed; (False,
-    None), wrong, counted and recorded; (None, None), nothing was counted (no usable code, or
-    its tries are used up); (None, at), the address is at its hourly cap of wrong tries, the
-    oldest of which was at `at`."""
+def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, object, User | None]:
+    """Count one try from the address key `key`: (True, None, user), right and now consumed;
+    (False, None, None), wrong, counted and recorded; (None, None, None), nothing was counted (no
+    usable code, or its tries are used up); (None, at, None), the address is at its hourly cap of
+    wrong tries, the oldest of which was at `at`.
+
+    A right try reads the user with that phone in the same statement (None before the first
+    login); a wrong one reads nobody, so it costs the same for a registered phone."""
     params = {
         "hash": code_hash(phone=phone, code=code),
         "now": now,
@@ -186,10 +191,8 @@ def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, obj
         "since": now - HOUR,
         "ip_cap_offset": settings.OTP_TRIES_PER_IP_PER_HOUR - 1,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_TRY_SQL, params)
-        right, capped_at = cursor.fetchone()
-    return right, capped_at
+    (row,) = User.objects.raw(_TRY_SQL, params)  # one row: the outcome, and the user if any
+    return row.try_matched, row.try_capped_at, row if row.pk is not None else None
 
 
 def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User:
@@ -213,9 +216,10 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
     with transaction.atomic():
         advisory_xact_lock((LOCK_OTP_TRY_IP, key))
         now = timezone.now()  # under the lock: a try that waited counts the tries made meanwhile
-        right, capped_at = _code_try(phone=phone, code=code, key=key, now=now)
+        right, capped_at, user = _code_try(phone=phone, code=code, key=key, now=now)
         if right:
-            user = user_get_or_create(phone=phone)
+            if user is None or not user.is_active:  # a first login creates it; a disabled one is refused
+                user = user_get_or_create(phone=phone)
             if on_login is not None:
                 on_login(user)
     if right:
