@@ -80,12 +80,19 @@ def auth_api(user):
 
 @pytest.fixture
 def staff_api(db):
+    from django.contrib.auth.models import Permission
     from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from tests.factories import UserFactory
 
+    # Staff as the admin API expects them: Django's view/change/delete permissions on users.
     staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="accounts", codename__in=["view_user", "change_user", "delete_user"]
+        )
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(staff).access_token}")
     client.user = staff

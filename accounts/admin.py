@@ -1,6 +1,7 @@
 from django.contrib import admin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from .models import PhoneCode
+from .models import PasswordTries, PhoneCode
 
 # The user page (with its inviter and referrals) is referrals.admin's: it edits through the
 # referral services, and accounts never imports referrals (the arrows run referrals -> accounts).
@@ -20,3 +21,68 @@ class PhoneCodeAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PasswordTries)
+class PasswordTriesAdmin(ReadOnlyAdmin):
+    """The admin login's counts (accounts.services.password_try_count), to see who is locked out."""
+
+    list_display = ("scope", "key", "tries", "window_start")
+    list_filter = ("scope",)
+    search_fields = ("key",)
+
+
+# simplejwt's own admins show the refresh token itself, and anyone who may view them could use it
+# until it expires (14 days): ours show its id, jti, user and dates, and search by jti and phone.
+for token_model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(token_model):
+        admin.site.unregister(token_model)
+
+
+@admin.register(OutstandingToken)
+class OutstandingTokenAdmin(ReadOnlyAdmin):
+    list_display = ("id", "jti", "user", "created_at", "expires_at")
+    fields = list_display
+    readonly_fields = list_display
+    search_fields = ("jti", "user__phone")
+    list_select_related = ("user",)
+    ordering = ("-id",)
+
+
+@admin.register(BlacklistedToken)
+class BlacklistedTokenAdmin(ReadOnlyAdmin):
+    list_display = ("id", "token_jti", "token_user", "blacklisted_at")
+    fields = ("id", "token_jti", "token_user", "token_created_at", "token_expires_at", "blacklisted_at")
+    readonly_fields = fields
+    search_fields = ("token__jti", "token__user__phone")
+    list_select_related = ("token__user",)
+    ordering = ("-id",)
+
+    @admin.display(description="jti", ordering="token__jti")
+    def token_jti(self, obj):
+        return obj.token.jti
+
+    @admin.display(description="user", ordering="token__user")
+    def token_user(self, obj):
+        return obj.token.user
+
+    @admin.display(description="created at")
+    def token_created_at(self, obj):
+        return obj.token.created_at
+
+    @admin.display(description="expires at")
+    def token_expires_at(self, obj):
+        return obj.token.expires_at

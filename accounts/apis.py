@@ -5,14 +5,13 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from project.exceptions import ApplicationError
 from project.serializers import StrictCharField
 from project.web import ErrorSerializer, api_input, request_ip, validation_error_schema
 
-from .services import code_request, code_verify
+from .services import code_request, code_verify, refresh_rotate
 
 RateLimitSerializer = inline_serializer(
     "RateLimited", {"detail": serializers.CharField(), "retry_after": serializers.IntegerField()}
@@ -92,7 +91,8 @@ class TokenApi(APIView):
 
 
 class TokenRefreshApi(APIView):
-    """A new access token and a new refresh token; the old refresh token is blacklisted."""
+    """A new access token and a new refresh token; the old refresh token is used up (once:
+    the same token sent again, or in parallel, is a 401)."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -104,18 +104,16 @@ class TokenRefreshApi(APIView):
     @extend_schema(
         operation_id="auth_token_refresh",
         request=InputSerializer,
-        responses={200: TokenApi.OutputSerializer, 400: validation_error_schema("RefreshError", "refresh")},
+        responses={
+            200: TokenApi.OutputSerializer,
+            400: validation_error_schema("RefreshError", "refresh"),
+            401: OpenApiResponse(ErrorSerializer, description="The refresh token has already been used."),
+        },
     )
     def post(self, request):
         data = api_input(self.InputSerializer, request)
-        serializer = TokenRefreshSerializer(data={"refresh": data["refresh"]})
-        try:
-            serializer.is_valid(raise_exception=True)
-        except (TokenError, serializers.ValidationError) as exc:
-            raise ApplicationError("Token is invalid or expired.", field="refresh") from exc
-        except Exception as exc:  # simplejwt raises AuthenticationFailed for a deleted user
-            raise ApplicationError("Token is invalid or expired.", field="refresh") from exc
-        return Response({"token": serializer.validated_data["access"], "refresh": serializer.validated_data["refresh"]})
+        refresh = refresh_rotate(refresh=data["refresh"])
+        return Response({"token": str(refresh.access_token), "refresh": str(refresh)})
 
 
 class LogoutApi(APIView):

@@ -123,3 +123,23 @@ class WrongTry(models.Model):
 
     def __str__(self):
         return f"wrong try from {self.ip_key} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PasswordTries(models.Model):
+    """Password tries at the admin login in the current window, one row per account (its phone)
+    and per client address. Counted with a conditional UPDATE (accounts.services.password_try_count)."""
+
+    ACCOUNT = "account"
+    ADDRESS = "address"
+
+    scope = models.CharField(max_length=8, choices=[(ACCOUNT, "account"), (ADDRESS, "address")])
+    key = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    tries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "password tries"
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="passwordtries_scope_key")]
+
+    def __str__(self):
+        return f"{self.tries} password tries for {self.scope} {self.key} since {self.window_start:%H:%M:%S}"

@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -6,16 +7,28 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Value
+from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, Q, Value, When
 from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from notifications.models import Message
 from notifications.services import messages_enqueue
 from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, LOCK_OTP_TRY_IP, advisory_xact_lock
-from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
+from project.exceptions import (
+    ApplicationError,
+    AuthenticationFailed,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+)
 
-from .models import PhoneCode, User, WrongTry
+from .models import PasswordTries, PhoneCode, User, WrongTry
 from .phones import phone_normalize
 
 HOUR = timedelta(hours=1)
@@ -295,3 +308,154 @@ def user_update(*, user: User, **changes) -> User:
         except IntegrityError as exc:
             raise ApplicationError(PHONE_TAKEN, field="phone") from exc
     return user
+
+
+def user_lock(*, user_id: int) -> User:
+    """The user's row, locked until the transaction ends; NotFound when it is gone. Staff edits
+    and deletes take it first, so an edit racing a delete finds the row or a 404, never a
+    half-done write (issue 24.1)."""
+    user = User.objects.select_for_update().filter(pk=user_id).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+# --- who may change whom (the admin API and the Django admin) ---------------------------------
+
+STAFF_FLAGS = ("is_active", "is_staff", "is_superuser")
+ONLY_A_SUPERUSER = "Only a superuser may change, deactivate or delete a staff or superuser account."
+OWN_FLAGS = "Nobody changes their own is_active, is_staff or is_superuser."
+
+
+def staff_rule_check(*, actor: User, user: User, changes=()) -> None:
+    """Forbidden unless `actor` may change (or delete) `user` as stored: only a superuser
+    touches a staff or superuser account or sets is_staff / is_superuser on anyone; nobody
+    changes their own is_active, is_staff or is_superuser. `changes` names the fields that
+    change. Django's model permissions (view/change/delete user) are the doors' to ask."""
+    changes = set(changes)
+    if actor.pk == user.pk and changes & set(STAFF_FLAGS):
+        raise Forbidden(OWN_FLAGS)
+    if actor.is_superuser:
+        return
+    if user.is_staff or user.is_superuser or changes & {"is_staff", "is_superuser"}:
+        raise Forbidden(ONLY_A_SUPERUSER)
+
+
+def staff_rule_allows(*, actor: User, user: User) -> bool:
+    """staff_rule_check as a yes/no, for the admin's has_change_permission and has_delete_permission."""
+    try:
+        staff_rule_check(actor=actor, user=user)
+    except Forbidden:
+        return False
+    return True
+
+
+# --- refresh tokens --------------------------------------------------------------------------
+
+REFRESH_INVALID = "Token is invalid or expired."
+REFRESH_USED = "This refresh token has already been used."
+
+
+def refresh_rotate(*, refresh: str) -> RefreshToken:
+    """A new refresh token (and its access token) for a valid, unused one of an active user;
+    the old one is used up.
+
+    Single use under concurrency: the old token's BlacklistedToken row decides. Its OneToOne on
+    the outstanding token lets exactly one INSERT succeed, the others wait for it and fail on
+    the unique index, so however many requests send one token at once, one gets the new pair
+    and the others NotAuthenticated (401), as does any later use. The new token is issued in
+    the winner's transaction, so it exists only if the old one was used up.
+    """
+    try:
+        old = RefreshToken(refresh)  # signature, expiry, type; a used token fails here too
+    except TokenError as exc:
+        if _refresh_used(refresh):
+            raise NotAuthenticated(REFRESH_USED) from exc
+        raise ApplicationError(REFRESH_INVALID, field="refresh") from exc
+    try:
+        user = User.objects.filter(pk=old.get(jwt_settings.USER_ID_CLAIM), is_active=True).first()
+    except (TypeError, ValueError):
+        user = None
+    if user is None:  # deleted or disabled since the token was issued
+        raise ApplicationError(REFRESH_INVALID, field="refresh")
+    with transaction.atomic():
+        outstanding, _ = OutstandingToken.objects.get_or_create(
+            jti=old[jwt_settings.JTI_CLAIM],
+            defaults={"user": user, "token": refresh, "expires_at": datetime_from_epoch(old["exp"])},
+        )
+        try:
+            with transaction.atomic():
+                BlacklistedToken.objects.create(token=outstanding)
+        except IntegrityError as exc:
+            raise NotAuthenticated(REFRESH_USED) from exc
+        return RefreshToken.for_user(user)
+
+
+def _refresh_used(refresh: str) -> bool:
+    """Whether `refresh` is a genuine refresh token of ours, unexpired, and already used."""
+    try:
+        token = UntypedToken(refresh)
+    except TokenError:
+        return False
+    if token.get(jwt_settings.TOKEN_TYPE_CLAIM) != RefreshToken.token_type:
+        return False
+    return BlacklistedToken.objects.filter(token__jti=token.get(jwt_settings.JTI_CLAIM)).exists()
+
+
+# --- password tries at the admin login -------------------------------------------------------
+
+
+def password_try_count(*, phone, ip: str | None) -> None:
+    """Count one password try at the admin login for the account (`phone`, any spelling) and the
+    client address; RateLimited (nothing counted) when either has had its tries in the current
+    window: ADMIN_LOGIN_TRIES_PER_ACCOUNT and ADMIN_LOGIN_TRIES_PER_IP per ADMIN_LOGIN_WINDOW_S,
+    a window starting at its first try. Each count is one conditional UPDATE of the key's row,
+    so parallel tries cannot pass a cap. A phone that is no valid number is no account: only
+    its address counts."""
+    keys = []
+    with contextlib.suppress(ApplicationError):  # no number, no account
+        keys.append((PasswordTries.ACCOUNT, phone_normalize(phone), settings.ADMIN_LOGIN_TRIES_PER_ACCOUNT))
+    if ip:
+        keys.append((PasswordTries.ADDRESS, ip, settings.ADMIN_LOGIN_TRIES_PER_IP))
+    now = timezone.now()
+    window = timedelta(seconds=settings.ADMIN_LOGIN_WINDOW_S)
+    with transaction.atomic():  # all keys or none (always account, then address: no deadlock)
+        for scope, key, cap in keys:
+            full_since = _password_try(scope=scope, key=key, cap=cap, now=now, window=window)
+            if full_since is not None:
+                wait = (full_since + window - now).total_seconds()
+                whose = "for this account" if scope == PasswordTries.ACCOUNT else "from this address"
+                minutes = max(1, round(wait / 60))
+                raise RateLimited(f"Too many password tries {whose}. Try again in {minutes} min.", retry_after=wait)
+
+
+def _password_try(*, scope: str, key: str, cap: int, now, window):
+    """Count one try of the key: None when counted, else the start of its full window."""
+    expired = Q(window_start__lte=now - window)
+    rows = PasswordTries.objects.filter(scope=scope, key=key)
+    for _ in range(3):
+        counted = rows.filter(expired | Q(tries__lt=cap)).update(
+            tries=Case(When(expired, then=Value(1)), default=F("tries") + 1),
+            window_start=Case(When(expired, then=Value(now)), default=F("window_start")),
+        )
+        if counted:
+            return None
+        full_since = rows.values_list("window_start", flat=True).first()
+        if full_since is not None:
+            return full_since
+        try:
+            with transaction.atomic():
+                PasswordTries.objects.create(scope=scope, key=key, window_start=now, tries=1)
+            return None
+        except IntegrityError:
+            continue  # a parallel first try made the row: count on it
+    raise AssertionError("unreachable: the row exists after a unique violation")
+
+
+def password_tries_clear(*, phone) -> None:
+    """A right password starts the account's count again (the address's count stays)."""
+    try:
+        phone = phone_normalize(phone)
+    except ApplicationError:
+        return
+    PasswordTries.objects.filter(scope=PasswordTries.ACCOUNT, key=phone).delete()

@@ -13,14 +13,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from project.exceptions import ApplicationError, RateLimited
 from project.web import page, request_ip
 
+from .authentication import PHONE_CODE_BACKEND
 from .forms import CodeForm, PhoneForm
 from .services import code_request, code_verify
 
 # The phone waiting for its code, and where to go after login (set by login_required's ?next=).
 SESSION_PHONE = "login_phone"
 SESSION_NEXT = "login_next"
-# Users log in by code, not password; the session remembers this backend for get_user().
-SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# Users log in by code, not password: the session names the code's own backend, which never
+# opens /admin/ (that needs the password backend; accounts.sites).
+SESSION_BACKEND = PHONE_CODE_BACKEND
 
 
 def rate_limited_text(exc: RateLimited) -> str:

@@ -7,9 +7,10 @@ HTML views catch `ApplicationError` and show `message` next to the field.
 import logging
 import math
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -52,11 +53,43 @@ class AuthenticationFailed(ApplicationError):
     status_code = 400
 
 
+class NotAuthenticated(ApplicationError):
+    """The credential itself is spent (a refresh token already used): log in again."""
+
+    status_code = 401
+
+
+class Forbidden(ApplicationError):
+    """The caller is known but a rule forbids them this (a staff user on a superuser)."""
+
+    status_code = 403
+
+
+class NotFound(ApplicationError):
+    """What the request names does not exist (any more)."""
+
+    status_code = 404
+
+
+# Django's own refusals of a request it will not read (DATA_UPLOAD_MAX_MEMORY_SIZE,
+# DATA_UPLOAD_MAX_NUMBER_FIELDS): the status and the message an API client gets for each.
+def _request_refusal(exc) -> tuple[int, str] | None:
+    if isinstance(exc, RequestDataTooBig):
+        return 413, "The request body is too large."
+    if isinstance(exc, TooManyFieldsSent):
+        return 400, "Too many fields in the query string or the form."
+    if isinstance(exc, SuspiciousOperation):
+        return 400, "Bad request."
+    return None
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         headers = {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, NotAuthenticated):
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
         data = exc.as_data()
         if isinstance(exc, RateLimited):
             data = {**data, "retry_after": exc.retry_after}
@@ -68,6 +101,10 @@ def api_exception_handler(exc, context):
             status=503,
             headers={"Retry-After": str(DATABASE_UNAVAILABLE_RETRY_S)},
         )
+    refusal = _request_refusal(exc)
+    if refusal is not None:
+        status, message = refusal
+        return Response({"detail": message}, status=status)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -81,3 +118,15 @@ def not_found(request, exception):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return page_not_found(request, exception)
+
+
+def bad_request(request, exception):
+    """handler400: Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, more fields than
+    DATA_UPLOAD_MAX_NUMBER_FIELDS, a bad Host) as JSON under /api/; a body over the limit is a
+    413 on the pages too."""
+    status, message = _request_refusal(exception) or (400, "Bad request.")
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=status)
+    if status == 413:
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    return django_bad_request(request, exception)

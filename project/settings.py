@@ -54,7 +54,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "project.apps.AdminConfig",  # django.contrib.admin, its site needing the password
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -125,6 +125,18 @@ if env.bool("DATABASE_SERVER_SIDE_BINDING", default=False):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
+# The password (the admin login) and the phone code (the login pages) are recorded as different
+# backends in the session: /admin/ opens only for the password's (accounts.sites.AdminSite).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "accounts.authentication.PhoneCodeBackend",
+]
+# Password tries at the admin login, per account and per client address, in a window that starts
+# at the first try (accounts.services.password_try_count).
+ADMIN_LOGIN_TRIES_PER_ACCOUNT = env.int("ADMIN_LOGIN_TRIES_PER_ACCOUNT", default=5)
+ADMIN_LOGIN_TRIES_PER_IP = env.int("ADMIN_LOGIN_TRIES_PER_IP", default=20)
+ADMIN_LOGIN_WINDOW_S = env.int("ADMIN_LOGIN_WINDOW_S", default=15 * 60)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -178,7 +190,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["project.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["project.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "project.exceptions.api_exception_handler",
@@ -207,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # drf-spectacular's own enum hook, then Django's 400 and 413 on every operation.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "project.schema.django_refusals"],
 }
 
 # --- OTP ---
@@ -241,6 +255,9 @@ for _name, _least in (
     ("OTP_SENDS_PER_IP_PER_HOUR", 1),
     ("OTP_IPV6_PREFIX", 1),
     ("OTP_TRIES_PER_IP_PER_HOUR", 1),
+    ("ADMIN_LOGIN_TRIES_PER_ACCOUNT", 1),
+    ("ADMIN_LOGIN_TRIES_PER_IP", 1),
+    ("ADMIN_LOGIN_WINDOW_S", 1),
 ):
     if globals()[_name] < _least:
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, not {globals()[_name]}")

@@ -27,5 +27,6 @@ urlpatterns = [
     path("", include(accounts_pages + referrals_pages)),
 ]
 
-# JSON 404s under /api/ (project/exceptions.py).
+# JSON 404s and Django's own 400s (413 for a body over the limit) under /api/ (project/exceptions.py).
+handler400 = "project.exceptions.bad_request"
 handler404 = "project.exceptions.not_found"

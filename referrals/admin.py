@@ -1,22 +1,28 @@
 """The Django admin's user page: the user with their inviter and referrals. A thin door: edits
-go through referrals.services.profile_update, the service the admin API calls too."""
+and deletes go through referrals.services.profile_update and user_delete, the services the admin
+API calls too, and who may change whom is their rule (accounts.services.staff_rule_check)."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 
 from accounts.models import User
-from accounts.services import phone_check_available
+from accounts.services import phone_check_available, staff_rule_allows
 from project.exceptions import ApplicationError
 
 from .models import Referral
-from .services import inviter_check, profile_update, ref_code_clean
+from .services import inviter_check, profile_update, ref_code_clean, user_delete
 
 # The user's own fields the change form edits through profile_update.
 EDITED_BY_SERVICE = ("phone", "is_active", "is_staff", "is_superuser")
+# What only a superuser may set (staff_rule_check refuses the flags; the groups and permissions
+# are saved by the form, so the form shows them read-only to everyone else).
+SUPERUSER_ONLY_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 class PhoneFormMixin:
@@ -96,6 +102,32 @@ class UserAdmin(BaseUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "password1", "password2")}),)
 
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or staff_rule_allows(actor=request.user, user=obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or staff_rule_allows(actor=request.user, user=obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and not request.user.is_superuser:
+            fields += SUPERUSER_ONLY_FIELDS
+        return fields
+
+    def delete_model(self, request, obj):
+        try:
+            user_delete(actor=request.user, user_id=obj.pk)
+        except ApplicationError as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def delete_queryset(self, request, queryset):
+        # "Delete selected": every user through the service, all or none.
+        with transaction.atomic():
+            for user in queryset:
+                self.delete_model(request, user)
+
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []  # a new user has invited no one
 
@@ -120,7 +152,7 @@ class UserAdmin(BaseUserAdmin):
         changes = {name: form.cleaned_data[name] for name in EDITED_BY_SERVICE if name in form.changed_data}
         if "inviter_code" in form.changed_data:
             changes["my_inviter"] = form.cleaned_data["inviter_code"] or None
-        profile_update(user=obj, **changes)
+        profile_update(actor=request.user, user_id=obj.pk, **changes)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:

@@ -8,12 +8,11 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import JWTUserIdAuthentication
-from accounts.models import User
 from accounts.selectors import user_is_active
 from project.serializers import StrictCharField
 from project.web import ErrorSerializer, api_input, validation_error_schema
@@ -95,21 +94,60 @@ class MyProfileApi(APIView):
         return self._answer(request)
 
 
+class StaffModelPermission(BasePermission):
+    """Staff, with Django's model permission for what the method does, as the admin site asks:
+    accounts.view_user to read, change_user to edit, delete_user to delete. Who may be changed
+    (a staff or superuser account) is the services' rule (accounts.services.staff_rule_check)."""
+
+    required = {
+        "GET": "accounts.view_user",
+        "HEAD": "accounts.view_user",
+        "OPTIONS": "accounts.view_user",
+        "PATCH": "accounts.change_user",
+        "DELETE": "accounts.delete_user",
+    }
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not (user and user.is_authenticated and user.is_staff):
+            return False
+        perm = self.required.get(request.method)
+        if perm is None or user.has_perm(perm):
+            return True  # a method the view lacks gets its 405
+        self.message = f"You need the {perm} permission."
+        return False
+
+
 class ProfilePagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+    last_page_strings = ()  # ?page=last is not a number
+
+    def get_page_number(self, request, paginator):
+        # Django's paginator takes whatever int() takes ("+2", "1_1", " 2", Arabic-Indic
+        # digits) and DRF an empty value as 1: the contract is a plain positive integer.
+        page = request.query_params.get(self.page_query_param)
+        if page is None:
+            return 1
+        if not (page.isascii() and page.isdigit() and int(page) >= 1):
+            raise NotFound(self.invalid_page_message)
+        return page
 
 
 class ProfileListApi(APIView):
     """Every user's profile, for staff. ?search matches a phone fragment or a referral code."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffModelPermission]
 
     @extend_schema(
         operation_id="all_profiles_list",
         parameters=[
-            OpenApiParameter("page", int, description="Page number, from 1."),
+            OpenApiParameter(
+                "page",
+                {"type": "integer", "minimum": 1},
+                description="Page number, from 1 (plain digits; anything else is a 404).",
+            ),
             OpenApiParameter(
                 "page_size",
                 {"type": "integer", "minimum": 1},
@@ -148,7 +186,7 @@ class ProfileListApi(APIView):
 class ProfileDetailApi(APIView):
     """One user's profile, for staff: read, edit (phone, is_active, my_inviter), delete."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffModelPermission]
 
     @extend_schema_serializer(component_name="ProfileUpdateInput")
     class InputSerializer(serializers.Serializer):
@@ -158,21 +196,18 @@ class ProfileDetailApi(APIView):
             max_length=64, required=False, allow_null=True, help_text="A referral code, or null to clear."
         )
 
-    def _user(self, pk) -> User:
-        user = User.objects.filter(pk=pk).first()
-        if user is None:
-            raise NotFound("No such user.")
-        return user
-
     def _answer(self, pk):
-        return Response(selectors.profile_get(user_id=pk, active_only=False))
+        # One read: a user deleted since (a DELETE racing this request) is a 404, never an empty 200.
+        profile = selectors.profile_get(user_id=pk, active_only=False)
+        if profile is None:
+            raise NotFound("No such user.")
+        return Response(profile)
 
     @extend_schema(
         operation_id="all_profiles_get",
         responses={200: AdminProfileSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
     )
     def get(self, request, pk):
-        self._user(pk)
         return self._answer(pk)
 
     @extend_schema(
@@ -187,9 +222,8 @@ class ProfileDetailApi(APIView):
         },
     )
     def patch(self, request, pk):
-        user = self._user(pk)
         data = api_input(self.InputSerializer, request)
-        services.profile_update(user=user, **data)
+        services.profile_update(actor=request.user, user_id=pk, **data)
         return self._answer(pk)
 
     @extend_schema(
@@ -202,5 +236,5 @@ class ProfileDetailApi(APIView):
         },
     )
     def delete(self, request, pk):
-        services.user_delete(user=self._user(pk))
+        services.user_delete(actor=request.user, user_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,11 @@
+import contextlib
+
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import OuterRef, Q
 
 from accounts.models import User
+from accounts.phones import phone_normalize
+from project.exceptions import ApplicationError
 
 from .models import Referral
 
@@ -34,12 +38,33 @@ def profile_get(*, user_id: int, active_only: bool = True) -> dict | None:
     return None if row is None else _profile(row, row["refs"])
 
 
+# What a typed phone number (or a piece of one) is made of.
+PHONE_SEARCH_CHARS = frozenset("0123456789+-(). ")
+
+
+def profile_search_q(search: str) -> Q:
+    """What a staff search matches: a referral code (any case), or, when the text is a phone
+    number or a piece of one, every phone containing its digits ("221-45-67", "9162214567":
+    digits match digits, whatever the country), and the whole number it spells, if it is
+    one ("8 (916) 221-45-67" is +79162214567). Used by the admin API's ?search."""
+    match = Q(ref_code=search.lower())
+    digits = "".join(ch for ch in search if ch in "0123456789")
+    if digits and set(search) <= PHONE_SEARCH_CHARS:
+        # A lookup on the phone itself: PhoneField would not normalise a fragment here
+        # (pattern lookups do not prepare their value), so the digits are matched as typed.
+        match |= Q(phone__contains=digits)
+        with contextlib.suppress(ApplicationError):  # a fragment, not a whole number
+            match |= Q(phone=phone_normalize(search))
+    return match
+
+
 def profile_list_queryset(*, search: str | None = None):
     users = User.objects.order_by("id")
     if search:
         # PostgreSQL text cannot hold NUL: a query string with one would be a 500.
         search = search.replace("\x00", "").strip()
-        users = users.filter(Q(phone__contains=search.lstrip("+")) | Q(ref_code=search.lower()))
+        if search:
+            users = users.filter(profile_search_q(search))
     return users
 
 

@@ -2,7 +2,7 @@ from django.db import IntegrityError, connection, transaction
 
 from accounts.models import User
 from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
-from accounts.services import user_update
+from accounts.services import STAFF_FLAGS, staff_rule_check, user_lock, user_update
 from project.db import LOCK_REFERRALS, advisory_xact_lock
 from project.exceptions import ApplicationError
 
@@ -101,23 +101,33 @@ def inviter_clear(*, user_id: int) -> None:
 _UNSET = object()
 
 
-def profile_update(*, user: User, my_inviter=_UNSET, **fields) -> None:
-    """Staff edit of a profile, the one service behind the admin API and the Django admin: the
-    user's own fields (accounts.services.user_update: phone, is_active, is_staff, is_superuser)
-    and the inviter (a code, or None to clear), in one transaction.
+def profile_update(*, actor: User, user_id: int, my_inviter=_UNSET, **fields) -> User:
+    """Staff edit of a profile by `actor`, the one service behind the admin API and the Django
+    admin: the user's own fields (accounts.services.user_update: phone, is_active, is_staff,
+    is_superuser) and the inviter (a code, or None to clear), in one transaction.
 
+    Who may change whom is accounts.services.staff_rule_check, judged on the user's row as
+    stored, read under its lock: an edit racing a delete finds the row or raises NotFound.
     The inviter goes through `inviter_set`, so every rule but "set once" holds here too.
     """
     with transaction.atomic():
         if my_inviter is not _UNSET:
-            referrals_lock()  # before the user's row is written: see referrals_lock
+            referrals_lock()  # before the user's row is locked and written: see referrals_lock
+        user = user_lock(user_id=user_id)
+        changes = {name for name in STAFF_FLAGS if fields.get(name) is not None and fields[name] != getattr(user, name)}
+        staff_rule_check(actor=actor, user=user, changes=changes)
         user_update(user=user, **fields)
         if my_inviter is None:
             inviter_clear(user_id=user.pk)
         elif my_inviter is not _UNSET:
             inviter_set(user_id=user.pk, code=my_inviter, replace=True)
+    return user
 
 
-def user_delete(*, user: User) -> None:
-    """Delete a user; the people they invited stay, without an inviter."""
-    user.delete()
+def user_delete(*, actor: User, user_id: int) -> None:
+    """Delete a user (only a superuser deletes a staff or superuser account: staff_rule_check);
+    the people they invited stay, without an inviter. NotFound when the user is already gone."""
+    with transaction.atomic():
+        user = user_lock(user_id=user_id)
+        staff_rule_check(actor=actor, user=user)
+        user.delete()

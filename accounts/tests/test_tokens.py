@@ -19,15 +19,16 @@ def test_refresh_rotates_and_the_old_refresh_token_is_blacklisted(api, tokens):
     assert set(answer.json()) == {"token", "refresh"}
     assert answer.json()["refresh"] != tokens["refresh"]
     reused = api.post(REFRESH, {"refresh": tokens["refresh"]}, format="json")
-    assert reused.status_code == 400
-    assert reused.json()["refresh"]
+    assert reused.status_code == 401
+    assert reused.json() == {"detail": "This refresh token has already been used."}
+    assert reused["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_logout_blacklists_the_refresh_token(api, tokens):
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['token']}")
     assert api.post(LOGOUT, {"refresh": tokens["refresh"]}, format="json").status_code == 205
     after = api.post(REFRESH, {"refresh": tokens["refresh"]}, format="json")
-    assert after.status_code == 400
+    assert after.status_code == 401
 
 
 def test_logout_needs_a_logged_in_user(api, tokens):
@@ -52,3 +53,12 @@ def test_an_access_token_is_not_a_refresh_token(api, tokens):
 
 def test_the_access_token_lives_fifteen_minutes_by_default(settings):
     assert settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds() == 15 * 60
+
+
+def test_the_refresh_token_of_a_disabled_or_deleted_user_is_a_400(api, tokens):
+    from accounts.models import User
+
+    User.objects.filter(phone="+79991234567").update(is_active=False)
+    assert api.post(REFRESH, {"refresh": tokens["refresh"]}, format="json").status_code == 400
+    User.objects.filter(phone="+79991234567").delete()
+    assert api.post(REFRESH, {"refresh": tokens["refresh"]}, format="json").status_code == 400

@@ -273,6 +273,21 @@ def test_all_profiles_answers_404_for_a_page_that_does_not_exist(staff_api, quer
     assert "detail" in answer.json()
 
 
+@pytest.mark.parametrize("page", ["", "last", "\u0662", "1_1", "+2", " 2", "2 ", "2.0", "0x2", "1e1"])
+def test_all_profiles_answers_404_for_a_page_that_is_not_a_plain_positive_integer(staff_api, page):
+    for _ in range(30):
+        UserFactory()
+    answer = staff_api.get(ALL_PROFILES, {"page": page, "page_size": 1})
+    assert answer.status_code == 404, page
+    assert answer.json() == {"detail": "Invalid page."}
+
+
+def test_all_profiles_takes_a_plain_page_number_with_leading_zeros(staff_api):
+    users = [UserFactory() for _ in range(3)]
+    answer = staff_api.get(ALL_PROFILES, {"page": "02", "page_size": 1})
+    assert [p["id"] for p in answer.json()["results"]] == [users[0].pk]
+
+
 @pytest.mark.parametrize("query", [{"search": "\x00"}, {"search": "x" * 5000}])
 def test_all_profiles_never_fails_on_odd_query_parameters(staff_api, query):
     assert staff_api.get(ALL_PROFILES, query).status_code == 200
@@ -298,14 +313,36 @@ def test_all_profiles_searches_by_phone_fragment_and_by_code(staff_api):
     assert staff_api.get(ALL_PROFILES, {"search": "nobody"}).json()["count"] == 0
 
 
+@pytest.mark.parametrize(
+    "search",
+    ["9162214567", "79162214567", "+7 916 221-45-67", "8 (916) 221-45-67", "221-45-67", "2214567"],
+)
+def test_all_profiles_search_matches_the_digits_of_a_phone(staff_api, search):
+    """Digits match digits: a national number, a fragment with separators or a national
+    spelling finds every phone containing those digits, whatever its country."""
+    russian, american = UserFactory(phone="+79162214567"), UserFactory(phone="+19162214567")
+    UserFactory(phone="+79990000077")
+    found = {p["id"] for p in staff_api.get(ALL_PROFILES, {"search": search}).json()["results"]}
+    expected = {russian.pk} if search.startswith(("7", "+7", "8")) else {russian.pk, american.pk}
+    assert found == expected, search
+
+
+def test_all_profiles_search_by_a_national_number_finds_it(staff_api):
+    target = UserFactory(phone="+79990000008")
+    UserFactory(phone="+79990000077")
+    body = staff_api.get(ALL_PROFILES, {"search": "9990000008"}).json()
+    assert [p["id"] for p in body["results"]] == [target.pk]
+
+
 @pytest.mark.parametrize("page_size", [1, 20, 100])
 def test_an_all_profiles_page_takes_a_constant_number_of_queries(staff_api, page_size, django_assert_max_num_queries):
     users = [UserFactory() for _ in range(120)]
     # Everyone has an inviter and some have many referrals.
     for i, invitee in enumerate(users[1:], start=1):
         Referral.objects.create(invitee=invitee, inviter=users[i // 10])
-    # authenticate (1) + count (1) + page (1) + all the page's referrals (1)
-    with django_assert_max_num_queries(4):
+    # authenticate (1) + the view_user permission (2: Django's ModelBackend reads the user's own
+    # and their groups' permissions) + count (1) + page (1) + all the page's referrals (1)
+    with django_assert_max_num_queries(6):
         body = staff_api.get(ALL_PROFILES, {"page_size": page_size}).json()
     assert len(body["results"]) == page_size
 

@@ -115,7 +115,8 @@ def test_a_staff_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own_
     """Forces the interleaving that deadlocks when the user row is locked before the referrals lock:
     the staff request has written the user's phone when the user's own PATCH arrives."""
     user, staff_choice, user_choice = UserFactory(), UserFactory(), UserFactory()
-    staff, own = _client_for(UserFactory(is_staff=True)), _client_for(user)  # tokens are rows too: make them now
+    # Tokens are rows too: make them now.
+    staff, own = _client_for(UserFactory(is_staff=True, is_superuser=True)), _client_for(user)
     phone_written, go_on = threading.Event(), threading.Event()
     real_user_update = services.user_update
 
@@ -170,13 +171,13 @@ def _interleave(first, paused, then, go_on, *, name=None):
 
 
 def test_an_inviter_deleted_while_their_code_is_entered_gives_a_400_not_a_500():
-    inviter, user = UserFactory(), UserFactory()
+    inviter, user, admin = UserFactory(), UserFactory(), UserFactory(is_staff=True, is_superuser=True)
     own = _client_for(user)
     deleted, go_on = threading.Event(), threading.Event()
 
     def staff_delete():
         with transaction.atomic():
-            services.user_delete(user=inviter)
+            services.user_delete(actor=admin, user_id=inviter.pk)
             deleted.set()
             go_on.wait(JOIN_TIMEOUT_S)
 
@@ -224,3 +225,40 @@ def test_an_admin_edit_of_phone_and_inviter_does_not_deadlock_with_the_users_own
     assert not any(isinstance(r, Exception) for r in results), results
     assert [status for status, _ in results] == [302, 400], results
     assert Referral.objects.get(invitee=user).inviter == admin_choice
+
+
+# --- staff reads and edits racing a delete (issue 24.1) ---
+
+RACE_ROUNDS = 30
+
+
+def _staff_call(client, method, path, body=None):
+    def call():
+        answer = getattr(client, method)(path, body, format="json")
+        return answer.status_code, answer.content
+
+    return call
+
+
+@pytest.mark.parametrize("method", ["patch", "get"])
+def test_a_staff_read_or_edit_racing_a_delete_answers_the_profile_or_404_never_500_or_empty(method):
+    from tests.reliability.parallel import errors, run_parallel
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    outcomes = []
+    for round_ in range(RACE_ROUNDS):
+        user = UserFactory()
+        path = f"/api/v1/all_profiles/{user.pk}/"
+        body = {"phone": f"+7999444{round_:04d}", "is_active": False} if method == "patch" else None
+        calls = [_staff_call(_client_for(staff), method, path, body) for _ in range(3)]
+        results = run_parallel([*calls, _staff_call(_client_for(staff), "delete", path)])
+        assert errors(results) == [], results  # the test client raises on a 500
+        *answers, (deleted, _) = results
+        assert deleted == 204
+        for status, content in answers:
+            assert status in (200, 404), (status, content)
+            assert content, f"an empty {status}"
+            if status == 200:
+                assert b'"phone"' in content
+            outcomes.append(status)
+    assert set(outcomes) <= {200, 404}

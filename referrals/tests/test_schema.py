@@ -87,3 +87,22 @@ def test_the_inviter_error_is_documented_in_the_drf_shape(schema):
     error = schema["paths"]["/api/v1/my_profile/"]["patch"]["responses"]["400"]["content"]["application/json"]
     component = schema["components"]["schemas"][error["schema"]["$ref"].rsplit("/", 1)[1]]
     assert component["properties"]["my_inviter"] == {"type": "array", "items": {"type": "string"}}
+
+
+def test_every_api_operation_documents_djangos_own_400_and_a_body_over_the_limit_as_413(schema):
+    """Too many query fields is a 400 on every path, a body over the limit a 413 on every
+    operation that takes one: both JSON {"detail"} (issue 24.3)."""
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            assert "400" in responses, (path, method)
+            assert responses["400"]["content"]["application/json"]["schema"], (path, method)
+            if "requestBody" in operation:
+                assert "413" in responses, (path, method)
+                assert responses["413"]["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/Error"
+                }
+
+
+def test_the_refresh_operation_documents_the_401_of_a_used_token(schema):
+    assert "401" in schema["paths"]["/api/v1/auth/token/refresh/"]["post"]["responses"]

@@ -221,31 +221,35 @@ def test_staff_may_replace_the_inviter_under_the_same_rules():
     assert Referral.objects.get(invitee=user).inviter == second
 
 
+def _superuser():
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
 def test_profile_update_with_none_clears_the_inviter():
     inviter, user = UserFactory(), UserFactory()
     services.inviter_set(user_id=user.pk, code=inviter.ref_code)
-    services.profile_update(user=user, my_inviter=None)
+    services.profile_update(actor=_superuser(), user_id=user.pk, my_inviter=None)
     assert not Referral.objects.filter(invitee=user).exists()
 
 
 def test_profile_update_without_my_inviter_leaves_it_alone():
     inviter, user = UserFactory(), UserFactory()
     services.inviter_set(user_id=user.pk, code=inviter.ref_code)
-    services.profile_update(user=user, is_active=False)
+    services.profile_update(actor=_superuser(), user_id=user.pk, is_active=False)
     assert Referral.objects.get(invitee=user).inviter == inviter
 
 
 def test_profile_update_is_all_or_nothing():
     user = UserFactory()
     with pytest.raises(ApplicationError):
-        services.profile_update(user=user, phone="+79990000009", my_inviter=user.ref_code)
+        services.profile_update(actor=_superuser(), user_id=user.pk, phone="+79990000009", my_inviter=user.ref_code)
     user.refresh_from_db()
     assert user.phone != "+79990000009"
 
 
 def test_deleting_an_inviter_keeps_the_people_they_invited():
     a, b, c = _chain(3)
-    services.user_delete(user=a)
+    services.user_delete(actor=_superuser(), user_id=a.pk)
     assert User.objects.filter(pk__in=[b.pk, c.pk]).count() == 2
     assert not Referral.objects.filter(invitee=b).exists()
     assert Referral.objects.get(invitee=c).inviter == b
@@ -255,6 +259,6 @@ def test_deleting_an_inviter_keeps_the_people_they_invited():
 
 def test_deleting_an_invitee_keeps_the_inviter():
     a, b = _chain(2)
-    services.user_delete(user=b)
+    services.user_delete(actor=_superuser(), user_id=b.pk)
     assert User.objects.filter(pk=a.pk).exists()
     assert profile_get(user_id=a.pk)["my_refs"] == []

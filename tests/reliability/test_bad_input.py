@@ -78,10 +78,46 @@ def test_a_content_type_other_than_json_is_a_415(client, method, path, content_t
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
-def test_an_oversized_body_is_a_4xx(client, method, path, settings):
+def test_an_oversized_body_is_a_json_413(client, method, path, settings):
     body = json.dumps({"phone": "1" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10)}).encode()
     answer = send(client, method, path, body)
-    assert 400 <= answer.status_code < 500
+    assert_4xx_with_message(answer, 413)
+    assert "too large" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"phone": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001],
+    ids=["nested-lists", "nested-objects"],
+)
+def test_deeply_nested_json_is_a_json_400(client, method, path, body):
+    answer = send(client, method, path, body)
+    assert_4xx_with_message(answer, 400)
+    assert "nested" in answer.json()["detail"]
+
+
+# Every API path, with a method that reaches its view. (A path that matches no route is the
+# JSON 404 whatever its query: nothing reads the query there.)
+API_PATHS = [*ENDPOINTS, ("get", "/api/v1/my_profile/"), ("get", "/api/v1/all_profiles/")]
+
+
+@pytest.mark.parametrize(("method", "path"), API_PATHS)
+def test_more_query_fields_than_django_allows_is_a_json_400(client, method, path, settings):
+    query = "&".join(f"f{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    path = f"{path.format(pk=client.pk)}?{query}"
+    if method == "get":
+        answer = client.get(path, HTTP_AUTHORIZATION=client.auth)
+    else:
+        answer = getattr(client, method)(path, b"{}", content_type="application/json", HTTP_AUTHORIZATION=client.auth)
+    assert_4xx_with_message(answer, 400)
+    assert "Too many" in answer.json()["detail"]
+
+
+def test_an_html_page_answers_an_oversized_body_with_413(settings):
+    body = b"phone=" + b"1" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10)
+    answer = Client().post("/", body, content_type="application/x-www-form-urlencoded")
+    assert answer.status_code == 413
 
 
 @pytest.mark.parametrize("field", ["phone", "confirmation_code"])

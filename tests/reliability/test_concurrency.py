@@ -71,7 +71,7 @@ def test_fifty_threads_setting_random_inviters_never_leave_a_cycle_or_two_invite
     users = [UserFactory() for _ in range(SOAK_USERS)]
     codes = [u.ref_code for u in users]
     clients = {u.pk: _client(u) for u in users}
-    staff = _client(UserFactory(is_staff=True))
+    staff = _client(UserFactory(is_staff=True, is_superuser=True))  # every model permission
     outcomes: Counter = Counter()
     snapshot_problems: list[str] = []
     snapshots = 0

@@ -103,7 +103,7 @@ def test_the_api_flows_and_deliveries_work_behind_pgbouncer_in_transaction_mode(
     ref_code_b = profile_b.json()[0]["my_ref_code"] if profile_b and profile_b.status_code == 200 else "unknown"
     invited = api.call("inviter", "PATCH", "/api/v1/my_profile/", token=a, json={"my_inviter": ref_code_b})
     refs_b = api.call("my_profile", "GET", "/api/v1/my_profile/", token=b)
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)  # a superuser has every model permission
     staff_token = str(RefreshToken.for_user(staff).access_token)
     listed = api.call("all_profiles", "GET", "/api/v1/all_profiles/", token=staff_token)
 

@@ -32,7 +32,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(app
     users = [UserFactory() for _ in range(30)]
     for invitee, inviter in zip(users[1::2], users[::2], strict=False):
         Referral.objects.create(invitee=invitee, inviter=inviter)
-    staff = User.objects.create_user(phone="+79990009999", is_staff=True, pk=STAFF_ID)
+    # A superuser: every model permission, so the staff API's answers beyond 403 are reached.
+    staff = User.objects.create_user(phone="+79990009999", is_staff=True, is_superuser=True, pk=STAFF_ID)
     token = RefreshToken.for_user(staff).access_token
     # No broker: delivery runs in-process (file backend), so nothing piles up in Redis.
     web = app_server(env={"CELERY_BROKER_URL": "", "OTP_SENDS_PER_IP_PER_HOUR": "100000"})
