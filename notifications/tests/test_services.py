@@ -303,3 +303,28 @@ def test_the_back_off_ends_by_itself(broker, settings):
     services.message_publish(message_id=1)
     broker.up = True
     assert services.message_publish(message_id=2) is True
+
+
+def test_a_workers_claim_skips_the_wal_flush_for_its_own_transaction_only(transactional_db):
+    """The claim outside a transaction: SET LOCAL for its statement, so the session (and, behind
+    a pooler, the next client of the server connection) keeps synchronous_commit on."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    message = Message.objects.create(channel="file", recipient="+79991234567", body="x")
+    with CaptureQueriesContext(connection) as queries:
+        assert message_claim(message_id=message.pk) is not None
+    assert "set_config('synchronous_commit', 'off', true)" in queries.captured_queries[-1]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+
+def test_a_claim_inside_a_transaction_leaves_its_commit_durable(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    message = Message.objects.create(channel="file", recipient="+79991234567", body="x")
+    with CaptureQueriesContext(connection) as queries:
+        assert message_claim(message_id=message.pk) is not None
+    assert "set_config" not in queries.captured_queries[-1]["sql"]
