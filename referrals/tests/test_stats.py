@@ -1,6 +1,8 @@
 """Referral numbers: /api/v1/my_profile/stats/ (and the profile page), and the staff leaderboard
 /api/v1/all_profiles/leaderboard/ (and the admin's user list)."""
 
+import itertools
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -50,7 +52,7 @@ def test_a_star_is_all_direct_and_one_deep():
 
 def test_a_chain_is_one_direct_and_as_deep_as_it_is_long():
     chain = _users(6)
-    for upper, lower in zip(chain, chain[1:], strict=False):
+    for upper, lower in itertools.pairwise(chain):
         _invite(upper, lower)
     assert user_stats(user_id=chain[0].pk) == {"direct": 1, "descendants": 5, "depth": 5}
     assert user_stats(user_id=chain[3].pk) == {"direct": 1, "descendants": 2, "depth": 2}

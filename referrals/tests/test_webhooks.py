@@ -107,7 +107,7 @@ def test_a_flagged_referral_then_its_decision_send_two_events(webhooks_on, setti
 
 @pytest.mark.django_db
 def test_the_event_is_written_in_the_inviter_transaction(webhooks_on):
-    inviter, invitee = _users(2)
+    (invitee,) = _users(1)
     from project.exceptions import ApplicationError
 
     with pytest.raises(ApplicationError):
