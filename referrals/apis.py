@@ -364,6 +364,8 @@ _DECISION_RESPONSES = {
 
 
 class ReferralApproveApi(ReferralDecisionApi):
+    """Approve a flagged referral (it then earns its reward: referral.approved); 409 unless flagged."""
+
     decision = Referral.Status.APPROVED
 
     @extend_schema(operation_id="referrals_approve", request=None, responses=_DECISION_RESPONSES)
@@ -372,6 +374,8 @@ class ReferralApproveApi(ReferralDecisionApi):
 
 
 class ReferralRejectApi(ReferralDecisionApi):
+    """Reject a flagged referral (the inviter link stays: referral.rejected); 409 unless flagged."""
+
     decision = Referral.Status.REJECTED
 
     @extend_schema(operation_id="referrals_reject", request=None, responses=_DECISION_RESPONSES)
