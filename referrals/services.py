@@ -82,7 +82,9 @@ def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
     Rules: set once (staff may `replace`); not the user's own code; the code must exist;
     no cycle of any length. The check and the insert run under one transaction-level
     advisory lock, so concurrent requests are serialised and the loser gets the rule's
-    message. Returns the inviter.
+    message. In the same transaction: the referral's fraud signals (referral_signals; none
+    with REFERRAL_REVIEW off), its status (flagged with a signal, else approved) and its
+    webhook event. Returns the inviter.
     """
     ref_code_clean(code)  # bad input fails before taking the lock
     try:
