@@ -3,7 +3,8 @@ time the OTP pipeline with a real Celery worker, and check the scale cases. Prin
 writes bench/results.json. A benchmark, not a test: it reports numbers and which targets they meet.
 
 Knobs (environment): BENCH_DATABASE_URL, BENCH_BROKER_URL (a Redis db of its own), BENCH_PORT
-(the app; the ceiling is BENCH_PORT+1), BENCH_SECONDS (per wrk run), BENCH_ROUNDS.
+(the app; the ceiling is BENCH_PORT+1, the app with REFERRAL_REVIEW=0 BENCH_PORT+2), BENCH_SECONDS
+(per wrk run), BENCH_ROUNDS.
 """
 
 import http.client
@@ -26,6 +27,7 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/7")
 PORT = int(os.environ.get("BENCH_PORT", "15500"))
 CEILING_PORT = PORT + 1
+NO_REVIEW_PORT = PORT + 2  # the same app with the referral signals off (REFERRAL_REVIEW=0)
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 16
@@ -101,7 +103,7 @@ def stop(proc: subprocess.Popen) -> None:
         started.remove(proc)
 
 
-def gunicorn(port: int, settings_module: str, name: str) -> subprocess.Popen:
+def gunicorn(port: int, settings_module: str, name: str, env: dict | None = None) -> subprocess.Popen:
     command = [str(BIN / "gunicorn")]
     conf = ROOT / "deploy" / "gunicorn.conf.py"
     if conf.exists():
@@ -116,7 +118,7 @@ def gunicorn(port: int, settings_module: str, name: str) -> subprocess.Popen:
         "--no-control-socket",
         "project.wsgi:application",
     ]
-    proc = start(command, env={**GUNICORN_ENV, "DJANGO_SETTINGS_MODULE": settings_module}, name=name)
+    proc = start(command, env={**GUNICORN_ENV, "DJANGO_SETTINGS_MODULE": settings_module, **(env or {})}, name=name)
     path = "/ceiling/" if settings_module == "bench.ceiling" else "/health/"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -209,11 +211,10 @@ def http_phase(endpoints) -> list[dict]:
     for endpoint in endpoints:
         log(f"  wrk {endpoint['name']}")
         runs, ceilings = [], [last_ceiling]
+        url = f"http://127.0.0.1:{endpoint['port']}" if endpoint.get("port") else base
         for _ in range(ROUNDS):
             args = endpoint["args"]() if callable(endpoint.get("args")) else endpoint.get("args")
-            run = wrk(
-                base + endpoint["path"], script=endpoint.get("script"), args=args, headers=endpoint.get("headers")
-            )
+            run = wrk(url + endpoint["path"], script=endpoint.get("script"), args=args, headers=endpoint.get("headers"))
             if endpoint.get("after"):
                 endpoint["after"](run)
             runs.append(run)
@@ -375,7 +376,34 @@ def timed(fn, repeat: int) -> dict:
     return {"median_ms": round(statistics.median(samples) * 1000, 2), "max_ms": round(max(samples) * 1000, 2)}
 
 
-def scale_phase(client, staff_token: str) -> dict:
+def patch_side_by_side(client, tokens: list[str], code: str) -> dict:
+    """PATCH my_profile in-process for fresh users, alternating the referral signals on and off
+    (REFERRAL_REVIEW) request by request, so both halves see the same machine."""
+    from django.test import override_settings
+
+    samples = {True: [], False: []}
+    for n, token in enumerate(tokens):
+        review = n % 2 == 0
+        with override_settings(REFERRAL_REVIEW=review):
+            t0 = time.perf_counter()
+            response = client.patch(
+                "/api/v1/my_profile/",
+                data=json.dumps({"my_inviter": code}),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+            )
+            samples[review].append(time.perf_counter() - t0)
+        assert response.status_code == 200, response.content[:200]
+    on, off = statistics.median(samples[True]), statistics.median(samples[False])
+    return {
+        "requests_each": len(samples[True]),
+        "signals_on_median_ms": round(on * 1000, 2),
+        "signals_off_median_ms": round(off * 1000, 2),
+        "speed_on_over_off": round(off / on, 3),
+    }
+
+
+def scale_phase(client, staff_token: str, big_token: str, chain_token: str) -> dict:
     from project.exceptions import ApplicationError
     from referrals.selectors import profile_get
     from referrals.services import inviter_set, would_close_cycle
@@ -405,7 +433,34 @@ def scale_phase(client, staff_token: str) -> dict:
         f"refs_{n}": timed(lambda user_id=user_id: profile_get(user_id=user_id), 20)
         for n, user_id in ((0, seed.ZERO), (100, seed.HUNDRED), (10_000, seed.BIG))
     }
+    # The referral programme's numbers, through the API in-process (Django's test client).
+    programme = {}
+    for name, token, path, expected in (
+        (
+            "stats_10000_direct",
+            big_token,
+            "/api/v1/my_profile/stats/",
+            {"direct": 10_000, "descendants": 10_000, "depth": 1},
+        ),
+        (
+            "stats_10000_deep_chain_root",
+            chain_token,
+            "/api/v1/my_profile/stats/",
+            {"direct": 1, "descendants": seed.CHAIN_DEPTH, "depth": seed.CHAIN_DEPTH},
+        ),
+        ("leaderboard_limit_10", staff_token, "/api/v1/all_profiles/leaderboard/?limit=10", None),
+    ):
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        response = client.get(path, **auth)
+        assert response.status_code == 200, response.content[:200]
+        if expected is not None:
+            assert response.json() == expected, response.json()
+        else:
+            top = response.json()[0]
+            assert (top["id"], top["direct"]) == (seed.BIG, seed.BIG_REFS), top
+        programme[name] = timed(lambda path=path, auth=auth: client.get(path, **auth), 20)
     return {
+        "programme_in_process": programme,
         "profile_get_in_process": selector,
         "chain_depth": seed.CHAIN_DEPTH,
         "cycle_query": timed(lambda: would_close_cycle(user_id=seed.CHAIN_ROOT, inviter_id=deepest), 20),
@@ -438,7 +493,9 @@ def main() -> None:
     (WORK / "patch_tokens.txt").write_text("\n".join(patch_tokens[:-100]) + "\n")
     token_phones = seeded.token_phones
     (WORK / "token_phones.txt").write_text("\n".join(token_phones[:-100]) + "\n")
-    zero, hundred, big, staff = tokens_mint([seed.ZERO, seed.HUNDRED, seed.BIG, seed.STAFF])
+    zero, hundred, big, staff, chain_root = tokens_mint(
+        [seed.ZERO, seed.HUNDRED, seed.BIG, seed.STAFF, seed.CHAIN_ROOT]
+    )
 
     # Queries per request, counted in-process (django.test.Client on the same code and database).
     client = Client()
@@ -454,6 +511,17 @@ def main() -> None:
         client, "PATCH", "/api/v1/my_profile/", {"my_inviter": seed.ref_code_for(seed.PATCH_TARGET)}, patch_tokens[-1]
     )
     assert response.status_code == 200 and response.json()[0]["my_inviter"] == seed.phone_for(seed.PATCH_TARGET)
+    from django.test import override_settings
+
+    with override_settings(REFERRAL_REVIEW=False):
+        response, queries["my_profile_patch_no_review"] = count_queries(
+            client,
+            "PATCH",
+            "/api/v1/my_profile/",
+            {"my_inviter": seed.ref_code_for(seed.PATCH_TARGET)},
+            patch_tokens[-2],
+        )
+    assert response.status_code == 200, response.content
     response, queries["signup"] = count_queries(client, "POST", "/api/v1/auth/signup/", {"phone": "+79950000001"})
     assert response.status_code == 200, response.content
     response, queries["token"] = count_queries(
@@ -469,7 +537,11 @@ def main() -> None:
     assert response.status_code == 200, response.content
     log(f"queries per request: {queries}")
 
-    scale = scale_phase(client, staff)
+    scale = scale_phase(client, staff, big, chain_root)
+    # The last 100 PATCH tokens are the in-process ones; two were used for the query counts.
+    scale["patch_side_by_side_in_process"] = patch_side_by_side(
+        client, patch_tokens[-100:-2], seed.ref_code_for(seed.PATCH_TARGET)
+    )
     log(f"scale: {scale}")
     from django.db import connection
 
@@ -477,6 +549,7 @@ def main() -> None:
 
     app_server = gunicorn(PORT, "project.settings", "app")
     ceiling_server = gunicorn(CEILING_PORT, "bench.ceiling", "ceiling")
+    no_review_server = gunicorn(NO_REVIEW_PORT, "project.settings", "app-no-review", env={"REFERRAL_REVIEW": "0"})
 
     cursor = {"patch": 0, "token": 0, "signup": 0}
 
@@ -515,6 +588,16 @@ def main() -> None:
             "queries": queries["my_profile_patch"],
         },
         {
+            # Side by side with the row above: the same PATCH with the referral signals off.
+            "name": "my_profile PATCH, REFERRAL_REVIEW=0",
+            "path": "/api/v1/my_profile/",
+            "port": NO_REVIEW_PORT,
+            "script": "patch.lua",
+            "args": lambda: [WORK / "patch_tokens.txt", cursor["patch"], seed.ref_code_for(seed.PATCH_TARGET), THREADS],
+            "after": advance("patch"),
+            "queries": queries["my_profile_patch_no_review"],
+        },
+        {
             "name": "signup (fresh phone)",
             "path": "/api/v1/auth/signup/",
             "script": "signup.lua",
@@ -548,6 +631,7 @@ def main() -> None:
     log("HTTP: wrk, 16 connections, 2 threads, alternating with the ceiling")
     http_rows = http_phase(endpoints)
     stop(ceiling_server)
+    stop(no_review_server)
 
     log("OTP pipeline")
     otp = otp_phase()
@@ -585,6 +669,9 @@ def targets(r: dict) -> list[dict]:
     growth = sel["refs_10000"]["median_ms"] / sel["refs_100"]["median_ms"]
     q = r["queries"]
     otp = r["otp"]
+    patch_on, patch_off = http["my_profile PATCH (fresh user)"], http["my_profile PATCH, REFERRAL_REVIEW=0"]
+    prog = r["scale"]["programme_in_process"]
+    side = r["scale"]["patch_side_by_side_in_process"]
     rows = [
         ("my_profile 100 refs >= 0.30 x ceiling", p100["ratio"], p100["ratio"] >= 0.30),
         # Each figure over the ceilings measured next to it, so the machine's drift between the
@@ -624,6 +711,31 @@ def targets(r: dict) -> list[dict]:
             bool(otp["throughput"]["per_s"]) and otp["throughput"]["per_s"] >= 500,
         ),
         (
+            "PATCH my_profile with the signals >= 0.8 x without (REFERRAL_REVIEW=0; each over its ceiling)",
+            f"{patch_on['ratio'] / patch_off['ratio']:.3f} (raw req/s {patch_on['rps']} vs {patch_off['rps']})",
+            patch_on["ratio"] >= 0.8 * patch_off["ratio"],
+        ),
+        (
+            "PATCH my_profile with the signals >= 0.8 x without, in-process, alternating request by request",
+            f"{side['speed_on_over_off']} ({side['signals_on_median_ms']} vs {side['signals_off_median_ms']} ms)",
+            side["speed_on_over_off"] >= 0.8,
+        ),
+        (
+            "stats, 10,000 direct referrals < 50 ms in-process",
+            prog["stats_10000_direct"]["median_ms"],
+            prog["stats_10000_direct"]["median_ms"] < 50,
+        ),
+        (
+            "stats, root of the 10,000-deep chain < 50 ms in-process",
+            prog["stats_10000_deep_chain_root"]["median_ms"],
+            prog["stats_10000_deep_chain_root"]["median_ms"] < 50,
+        ),
+        (
+            "leaderboard over 100,000 users < 100 ms in-process",
+            prog["leaderboard_limit_10"]["median_ms"],
+            prog["leaderboard_limit_10"]["median_ms"] < 100,
+        ),
+        (
             "10,000-deep cycle check < 50 ms",
             r["scale"]["cycle_query"]["median_ms"],
             r["scale"]["cycle_query"]["median_ms"] < 50,
@@ -657,6 +769,8 @@ def print_table(r: dict) -> None:
     )
     sel = ", ".join(f"{k} {v['median_ms']} ms" for k, v in s["profile_get_in_process"].items())
     print(f"profile_get (one query), in-process: {sel}")
+    prog = ", ".join(f"{k} {v['median_ms']} ms" for k, v in s["programme_in_process"].items())
+    print(f"referral programme API, in-process: {prog}")
     pages = ", ".join(f"{k} {v['median_ms']} ms" for k, v in s["all_profiles_100k_in_process"].items())
     print(f"all_profiles over 100,000 users, in-process: {pages}")
     print("\nTargets:")

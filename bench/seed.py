@@ -25,7 +25,7 @@ CHAIN_ROOT = BIG + BIG_REFS + 1  # 10,105; the chain goes down 10,000 links to C
 CHAIN_DEPTH = 10_000
 PATCH_TARGET = CHAIN_ROOT + CHAIN_DEPTH + 1  # the inviter every PATCH user enters
 PATCH_FIRST = PATCH_TARGET + 1  # fresh users (no inviter) for PATCH my_profile
-PATCH_USERS = 30_000
+PATCH_USERS = 40_000  # two PATCH endpoints: signals on, and REFERRAL_REVIEW=0 side by side
 TOKEN_FIRST = PATCH_FIRST + PATCH_USERS  # existing users with a seeded login code, to the end
 TOKEN_CODE = "1234"
 
@@ -82,15 +82,28 @@ def seed() -> Seeded:
                         start + timedelta(seconds=user_id),
                     )
                 )
-        with cursor.copy(f"COPY {Referral._meta.db_table} (invitee_id, inviter_id, created_at) FROM STDIN") as copy:
+        columns = "invitee_id, inviter_id, created_at, status, signals, decided_at"
+        with cursor.copy(f"COPY {Referral._meta.db_table} ({columns}) FROM STDIN") as copy:
             for n, (invitee, inviter) in enumerate(_links()):
-                copy.write_row((invitee, inviter, start + timedelta(seconds=n)))
+                at = start + timedelta(seconds=n)
+                copy.write_row((invitee, inviter, at, "approved", [], at))
         token_phones = [phone_for(user_id) for user_id in range(TOKEN_FIRST, USERS + 1)]
         expires = now + timedelta(days=1)
         columns = "phone, code_hash, ip_key, created_at, expires_at, attempts"
         with cursor.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
             for phone in token_phones:
                 copy.write_row((phone, code_hash(phone=phone, code=TOKEN_CODE), "", now, expires, 0))
+        # The referral signals' shared_address reads both users' codes of the last 30 days: each
+        # PATCH user asked for one from an address of their own, the inviter for 5 (bench/run.py).
+        columns = "phone, code_hash, ip, ip_key, created_at, expires_at, attempts"
+        with cursor.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for n, user_id in enumerate(range(PATCH_FIRST, PATCH_FIRST + PATCH_USERS)):
+                ip = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+                copy.write_row((phone_for(user_id), "x" * 64, ip, ip, now - timedelta(days=1), now, 1))
+            for n in range(5):
+                copy.write_row(
+                    (phone_for(PATCH_TARGET), "x" * 64, f"192.0.2.{n}", f"192.0.2.{n}", now - timedelta(days=n), now, 1)
+                )
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{user_table}', 'id'), {USERS})")
         # As autovacuum would after a bulk load: statistics, and the visibility map that lets
         # index-only scans skip the table.

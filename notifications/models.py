@@ -13,6 +13,8 @@ class Message(models.Model):
         EMAIL = "email"
         SMS = "sms"
         TELEGRAM = "telegram"
+        # Signed JSON events to REFERRAL_WEBHOOK_URL (the recipient); the body is the event.
+        WEBHOOK = "webhook"
 
     class Status(models.TextChoices):
         PENDING = "pending"

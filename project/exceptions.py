@@ -39,6 +39,18 @@ class ApplicationError(Exception):
         return {"detail": self.message}
 
 
+class NotFoundError(ApplicationError):
+    """The thing the request names does not exist."""
+
+    status_code = 404
+
+
+class ConflictError(ApplicationError):
+    """The thing exists but is not in a state that allows this (e.g. deciding a decided referral)."""
+
+    status_code = 409
+
+
 class RateLimited(ApplicationError):
     status_code = 429
 

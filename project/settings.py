@@ -285,6 +285,25 @@ PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="RU")
 PHONENUMBER_DEFAULT_REGION = PHONE_DEFAULT_REGION
 PHONENUMBER_DB_FORMAT = "E164"
 
+# --- Referral programme (referrals/services.py) ---
+# 0 approves every referral without computing the fraud signals.
+REFERRAL_REVIEW = env.bool("REFERRAL_REVIEW", default=True)
+# shared_address: both users asked for login codes from one address (IPv6: one /64) this recently.
+REFERRAL_SIGNAL_WINDOW_DAYS = env.int("REFERRAL_SIGNAL_WINDOW_DAYS", default=30)
+# inviter_velocity: more referrals than this for one inviter within an hour (this one included).
+REFERRAL_MAX_PER_HOUR = env.int("REFERRAL_MAX_PER_HOUR", default=10)
+for _name in ("REFERRAL_SIGNAL_WINDOW_DAYS", "REFERRAL_MAX_PER_HOUR"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be at least 0, not {globals()[_name]}")
+# Signed events (referral.approved / .flagged / .rejected) go to this URL through the outbox; the
+# receiver checks X-Referral-Signature with the secret. Empty: no webhooks.
+REFERRAL_WEBHOOK_URL = env.str("REFERRAL_WEBHOOK_URL", default="")
+if REFERRAL_WEBHOOK_URL and not (
+    REFERRAL_WEBHOOK_URL.startswith(("https://", "http://")) and len(REFERRAL_WEBHOOK_URL) <= 255
+):
+    raise ImproperlyConfigured("REFERRAL_WEBHOOK_URL must be an http(s):// URL of at most 255 characters")
+REFERRAL_WEBHOOK_SECRET = _required("REFERRAL_WEBHOOK_SECRET", when=bool(REFERRAL_WEBHOOK_URL))
+
 # --- Delivery ---
 SENT_MESSAGES_DIR = Path(env.str("SENT_MESSAGES_DIR", default=str(BASE_DIR / "sent_messages")))
 EMAIL_BACKEND = env.str(

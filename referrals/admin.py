@@ -1,6 +1,7 @@
 """The Django admin's user page: the user with their inviter and referrals. A thin door: edits
 and deletes go through referrals.services.profile_update and user_delete, the services the admin
-API calls too, and who may change whom is their rule (accounts.services.staff_rule_check)."""
+API calls too, and who may change whom is their rule (accounts.services.staff_rule_check). And the
+review queue of referrals, whose bulk actions call referrals.services.referrals_decide."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -8,7 +9,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 
 from accounts.models import User
@@ -16,7 +17,7 @@ from accounts.services import phone_check_available, staff_rule_allows
 from project.exceptions import ApplicationError
 
 from .models import Referral
-from .services import inviter_check, profile_update, ref_code_clean, user_delete
+from .services import inviter_check, profile_update, ref_code_clean, referrals_decide, user_delete
 
 # The user's own fields the change form edits through profile_update.
 EDITED_BY_SERVICE = ("phone", "is_active", "is_staff", "is_superuser")
@@ -88,7 +89,16 @@ class ReferralInline(admin.TabularInline):
 class UserAdmin(BaseUserAdmin):
     form = UserEditForm
     add_form = UserCreateForm
-    list_display = ("phone", "ref_code", "inviter_phone", "referrals_count", "created_at", "is_staff", "is_active")
+    list_display = (
+        "phone",
+        "ref_code",
+        "inviter_phone",
+        "referrals_count",
+        "approved_referrals",
+        "created_at",
+        "is_staff",
+        "is_active",
+    )
     list_filter = ("is_staff", "is_superuser", "is_active", "created_at")
     search_fields = ("phone", "ref_code")
     ordering = ("-id",)
@@ -132,7 +142,17 @@ class UserAdmin(BaseUserAdmin):
         return self.inlines if obj is not None else []  # a new user has invited no one
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(referrals_total=Count("referrals_made", distinct=True))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                referrals_total=Count("referrals_made", distinct=True),
+                # The leaderboard's figure (referrals.selectors.leaderboard); sort by it to rank.
+                approved_referrals_total=Count(
+                    "referrals_made", filter=Q(referrals_made__status=Referral.Status.APPROVED), distinct=True
+                ),
+            )
+        )
 
     @admin.display(description="inviter", ordering="referral__inviter__phone")
     def inviter_phone(self, obj):
@@ -142,6 +162,10 @@ class UserAdmin(BaseUserAdmin):
     @admin.display(description="referrals", ordering="referrals_total")
     def referrals_count(self, obj):
         return obj.referrals_total
+
+    @admin.display(description="approved referrals", ordering="approved_referrals_total")
+    def approved_referrals(self, obj):
+        return obj.approved_referrals_total
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -161,3 +185,43 @@ class UserAdmin(BaseUserAdmin):
             # A rule refused the inviter after the form was valid (a race, or a cycle).
             self.message_user(request, exc.message, level=messages.ERROR)
             return HttpResponseRedirect(request.path)
+
+
+@admin.register(Referral)
+class ReferralAdmin(admin.ModelAdmin):
+    """The review queue: filter by status, approve or reject the flagged ones in bulk. Links
+    are read-only here (they are made through inviter_set, on the user's page)."""
+
+    list_display = ("invitee", "inviter", "status", "signals_shown", "created_at", "decided_by", "decided_at")
+    list_filter = ("status", "created_at")
+    list_select_related = ("invitee", "inviter", "decided_by")
+    search_fields = ("invitee__phone", "inviter__phone")
+    ordering = ("created_at", "invitee_id")
+    readonly_fields = [f.name for f in Referral._meta.fields]
+    actions = ["approve_selected", "reject_selected"]
+
+    @admin.display(description="signals")
+    def signals_shown(self, obj):
+        return ", ".join(obj.signals) or "-"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # removing a link is a change of the user's inviter
+
+    def _decide(self, request, queryset, status):
+        ids = list(queryset.values_list("pk", flat=True))
+        decided = referrals_decide(referral_ids=ids, status=status, staff=request.user)
+        skipped = len(ids) - len(decided)
+        self.message_user(
+            request, f"{len(decided)} referral(s) {status}; {skipped} skipped (not flagged).", messages.SUCCESS
+        )
+
+    @admin.action(description="Approve the selected flagged referrals", permissions=["change"])
+    def approve_selected(self, request, queryset):
+        self._decide(request, queryset, Referral.Status.APPROVED)
+
+    @admin.action(description="Reject the selected flagged referrals", permissions=["change"])
+    def reject_selected(self, request, queryset):
+        self._decide(request, queryset, Referral.Status.REJECTED)

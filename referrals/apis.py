@@ -18,6 +18,7 @@ from project.serializers import StrictCharField
 from project.web import ErrorSerializer, api_input, validation_error_schema
 
 from . import selectors, services
+from .models import Referral
 
 
 class ReferralCodeField(StrictCharField):
@@ -238,3 +239,179 @@ class ProfileDetailApi(APIView):
     def delete(self, request, pk):
         services.user_delete(actor=request.user, user_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- the referral programme: stats, the leaderboard, the review queue ---
+
+
+class StaffWithPermission(BasePermission):
+    """Active staff holding the view's `required_permission` (a Django model permission;
+    superusers hold them all)."""
+
+    message = "You do not have the permission this needs."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff and user.has_perm(view.required_permission))
+
+
+def page_size_checked(request) -> None:
+    """DRF's paginator silently ignores a bad page_size; the documented contract says integer >= 1."""
+    page_size = request.query_params.get("page_size")
+    if page_size is not None and not (page_size.isascii() and page_size.isdigit() and int(page_size) >= 1):
+        raise serializers.ValidationError({"page_size": ["Enter a whole number from 1."]})
+
+
+class StatsSerializer(serializers.Serializer):
+    direct = serializers.IntegerField(help_text="Referrals this user made.")
+    descendants = serializers.IntegerField(help_text="Everyone below this user in the referral tree.")
+    depth = serializers.IntegerField(help_text="The longest chain below this user (0: nobody).")
+
+
+class MyStatsApi(APIView):
+    """The caller's referral numbers (every link counts, whatever its review status)."""
+
+    authentication_classes = [JWTUserIdAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="my_profile_stats", responses={200: StatsSerializer, 401: ErrorSerializer})
+    def get(self, request):
+        user_id = int(request.user.id)  # the token's claim (see MyProfileApi)
+        if not user_is_active(user_id=user_id):
+            raise NotAuthenticated("User not found or inactive.")
+        return Response(selectors.user_stats(user_id=user_id))
+
+
+class LeaderboardEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    phone = serializers.CharField()
+    direct = serializers.IntegerField(help_text="Approved referrals this user made.")
+
+
+class LeaderboardApi(APIView):
+    """Users ranked by approved direct referrals, for staff who may view users."""
+
+    permission_classes = [StaffWithPermission]
+    required_permission = "accounts.view_user"
+
+    @extend_schema(
+        operation_id="all_profiles_leaderboard",
+        parameters=[
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="How many (default 10)."
+            )
+        ],
+        responses={
+            200: LeaderboardEntrySerializer(many=True),
+            400: validation_error_schema("LeaderboardError", "limit"),
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+        },
+    )
+    def get(self, request):
+        limit = request.query_params.get("limit", "10")
+        if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 100):
+            raise serializers.ValidationError({"limit": ["Enter a whole number from 1 to 100."]})
+        return Response(selectors.leaderboard(limit=int(limit)))
+
+
+class ReferralSerializer(serializers.Serializer):
+    """A referral as the review queue shows it; its id is the invitee's user id."""
+
+    id = serializers.IntegerField()
+    inviter = serializers.CharField(help_text="The inviter's phone.")
+    invitee = serializers.CharField(help_text="The invitee's phone.")
+    created_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=Referral.Status.choices)
+    signals = serializers.ListField(
+        child=serializers.ChoiceField(choices=Referral.Signal.choices), help_text="What fired when it was made."
+    )
+    decided_by = serializers.CharField(allow_null=True, help_text="The deciding staff member's phone; null: automatic.")
+    decided_at = serializers.DateTimeField(allow_null=True, help_text="Null while flagged.")
+
+
+class ReferralListApi(APIView):
+    """The review queue: referrals, oldest first, ?status=flagged for those waiting."""
+
+    permission_classes = [StaffWithPermission]
+    required_permission = "referrals.change_referral"
+
+    @extend_schema(
+        operation_id="referrals_list",
+        parameters=[
+            OpenApiParameter(
+                "status", str, enum=Referral.Status.values, description="Only referrals with this status."
+            ),
+            OpenApiParameter("page", int, description="Page number, from 1."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1},
+                description="Referrals per page (default 20; more than 100 gives 100).",
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                "PaginatedReferrals",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": ReferralSerializer(many=True),
+                },
+            ),
+            400: validation_error_schema("ReferralListError", "status", "page_size"),
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
+    )
+    def get(self, request):
+        page_size_checked(request)
+        status_ = request.query_params.get("status")
+        if status_ is not None and status_ not in Referral.Status.values:
+            raise serializers.ValidationError({"status": [f"Use one of: {', '.join(Referral.Status.values)}."]})
+        paginator = ProfilePagination()
+        page = paginator.paginate_queryset(selectors.referral_list_queryset(status=status_), request, view=self)
+        rows = ReferralSerializer(selectors.referrals_as_dicts(page), many=True).data
+        return paginator.get_paginated_response(rows)
+
+
+class ReferralDecisionApi(APIView):
+    """Approve or reject one flagged referral (`decision` is set per URL); 409 unless flagged."""
+
+    permission_classes = [StaffWithPermission]
+    required_permission = "referrals.change_referral"
+    decision = None
+
+    def post(self, request, pk):
+        services.referral_decide(referral_id=pk, status=self.decision, staff=request.user)
+        return Response(ReferralSerializer(selectors.referral_get(referral_id=pk)).data)
+
+
+_DECISION_RESPONSES = {
+    200: ReferralSerializer,
+    401: ErrorSerializer,
+    403: ErrorSerializer,
+    404: ErrorSerializer,
+    409: ErrorSerializer,
+}
+
+
+class ReferralApproveApi(ReferralDecisionApi):
+    """Approve a flagged referral (it then earns its reward: referral.approved); 409 unless flagged."""
+
+    decision = Referral.Status.APPROVED
+
+    @extend_schema(operation_id="referrals_approve", request=None, responses=_DECISION_RESPONSES)
+    def post(self, request, pk):
+        return super().post(request, pk)
+
+
+class ReferralRejectApi(ReferralDecisionApi):
+    """Reject a flagged referral (the inviter link stays: referral.rejected); 409 unless flagged."""
+
+    decision = Referral.Status.REJECTED
+
+    @extend_schema(operation_id="referrals_reject", request=None, responses=_DECISION_RESPONSES)
+    def post(self, request, pk):
+        return super().post(request, pk)

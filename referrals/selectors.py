@@ -1,7 +1,9 @@
 import contextlib
+from datetime import UTC
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import OuterRef, Q
+from django.db import connection
+from django.db.models import Count, OuterRef, Q
 
 from accounts.models import User
 from accounts.phones import phone_normalize
@@ -99,3 +101,102 @@ def profiles_for_rows(rows: list[dict]) -> list[dict]:
     ):
         refs[inviter_id].append(phone)
     return [_profile(row, refs[row["id"]]) for row in rows]
+
+
+# --- the referral programme ---
+
+_REFERRAL_FIELDS = (
+    "invitee_id",
+    "inviter_id",
+    "inviter__phone",
+    "invitee__phone",
+    "created_at",
+    "status",
+    "signals",
+    "decided_by__phone",
+    "decided_at",
+)
+
+
+def _referral(row: dict) -> dict:
+    return {
+        "id": row["invitee_id"],
+        "inviter": row["inviter__phone"],
+        "inviter_id": row["inviter_id"],
+        "invitee": row["invitee__phone"],
+        "invitee_id": row["invitee_id"],
+        "created_at": row["created_at"],
+        "status": row["status"],
+        "signals": row["signals"],
+        "decided_by": row["decided_by__phone"],
+        "decided_at": row["decided_at"],
+    }
+
+
+def referral_list_queryset(*, status: str | None = None):
+    """The review queue's rows (oldest first), as dicts of `_referral`'s shape once sliced."""
+    referrals = Referral.objects.order_by("created_at", "invitee_id")
+    if status:
+        referrals = referrals.filter(status=status)
+    return referrals.values(*_REFERRAL_FIELDS)
+
+
+def referrals_as_dicts(rows) -> list[dict]:
+    return [_referral(row) for row in rows]
+
+
+def referral_get(*, referral_id: int) -> dict | None:
+    row = Referral.objects.filter(pk=referral_id).values(*_REFERRAL_FIELDS).first()
+    return None if row is None else _referral(row)
+
+
+def _utc_iso(value) -> str | None:
+    """As the API writes datetimes (DRF: ISO 8601, "Z" for UTC)."""
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def referrals_for_events(*, referral_ids) -> list[dict]:
+    """The webhook events' `data.referral`: JSON-ready (datetimes as strings), in id order."""
+    rows = Referral.objects.filter(pk__in=referral_ids).order_by("pk").values(*_REFERRAL_FIELDS)
+    return [
+        {**ref, "created_at": _utc_iso(ref["created_at"]), "decided_at": _utc_iso(ref["decided_at"])}
+        for ref in referrals_as_dicts(rows)
+    ]
+
+
+# Everyone below a user, with their depth, in one recursive query. A node can sit on a cycle
+# (data written around the rules) only together with the user themselves, as each person has
+# at most one inviter: never walking back into the user ends every walk.
+_TREE_SQL = f"""
+WITH RECURSIVE tree(id, depth) AS (
+    SELECT invitee_id, 1 FROM {Referral._meta.db_table} WHERE inviter_id = %(user)s
+    UNION ALL
+    SELECT r.invitee_id, tree.depth + 1
+    FROM {Referral._meta.db_table} r JOIN tree ON r.inviter_id = tree.id
+    WHERE r.invitee_id <> %(user)s
+)
+SELECT count(*) FILTER (WHERE depth = 1), count(*), coalesce(max(depth), 0) FROM tree
+"""
+
+
+def user_stats(*, user_id: int) -> dict:
+    """{direct, descendants, depth}: referrals the user made, everyone below them in the tree,
+    and the longest chain below them; every link counts, whatever its status (one query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TREE_SQL, {"user": user_id})
+        direct, descendants, depth = cursor.fetchone()
+    return {"direct": direct, "descendants": descendants, "depth": depth}
+
+
+def leaderboard(*, limit: int) -> list[dict]:
+    """Users ranked by approved direct referrals (ties: the older account first); users without
+    one are not ranked."""
+    top = (
+        Referral.objects.filter(status=Referral.Status.APPROVED)
+        .values("inviter_id")
+        .annotate(direct=Count("*"))
+        .order_by("-direct", "inviter_id")[:limit]
+    )
+    rows = list(top)
+    phones = dict(User.objects.filter(pk__in=[r["inviter_id"] for r in rows]).values_list("pk", "phone"))
+    return [{"id": r["inviter_id"], "phone": phones[r["inviter_id"]], "direct": r["direct"]} for r in rows]

@@ -1,11 +1,20 @@
-from django.db import IntegrityError, connection, transaction
+import json
+import uuid
+from datetime import timedelta
 
-from accounts.models import User
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import PhoneCode, User
 from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
 from accounts.services import STAFF_FLAGS, staff_rule_check, user_lock, user_update
+from notifications.models import Message
+from notifications.services import messages_enqueue
 from project.db import LOCK_REFERRALS, advisory_xact_lock
-from project.exceptions import ApplicationError
+from project.exceptions import ApplicationError, ConflictError, NotFoundError
 
+from . import selectors
 from .models import Referral
 
 FIELD = "my_inviter"
@@ -73,7 +82,9 @@ def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
     Rules: set once (staff may `replace`); not the user's own code; the code must exist;
     no cycle of any length. The check and the insert run under one transaction-level
     advisory lock, so concurrent requests are serialised and the loser gets the rule's
-    message. Returns the inviter.
+    message. In the same transaction: the referral's fraud signals (referral_signals; none
+    with REFERRAL_REVIEW off), its status (flagged with a signal, else approved) and its
+    webhook event. Returns the inviter.
     """
     ref_code_clean(code)  # bad input fails before taking the lock
     try:
@@ -82,13 +93,136 @@ def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
             inviter = inviter_check(user_id=user_id, code=code, replace=replace)
             if replace:
                 Referral.objects.filter(invitee_id=user_id).delete()
-            Referral.objects.create(invitee_id=user_id, inviter=inviter)
+            # Read under the lock, like the rules: concurrent referrals of one inviter are counted.
+            now = timezone.now()
+            signals = referral_signals(invitee_id=user_id, inviter=inviter, now=now) if settings.REFERRAL_REVIEW else []
+            flagged = bool(signals)
+            Referral.objects.create(
+                invitee_id=user_id,
+                inviter=inviter,
+                created_at=now,
+                status=Referral.Status.FLAGGED if flagged else Referral.Status.APPROVED,
+                signals=signals,
+                decided_at=None if flagged else now,
+            )
+            referral_events_enqueue(referral_ids=[user_id])
     except IntegrityError as exc:
         # The inviter (or the user) was deleted meanwhile, or a writer bypassed the lock: the
         # constraints held. Name the rule that now fails, if one does.
         inviter_check(user_id=user_id, code=code, replace=replace)
         raise ApplicationError("The inviter could not be saved. Please try again.", field=FIELD) from exc
     return inviter
+
+
+# --- the referral programme: fraud signals, the review, webhooks ---
+
+# The client address of a login code as the signals compare it: IPv4 whole, IPv6 by its /64.
+_NETWORK = "network(set_masklen({0}.ip, CASE family({0}.ip) WHEN 6 THEN 64 ELSE 32 END))"
+_CODES = PhoneCode._meta.db_table
+_USERS = User._meta.db_table
+
+# One round trip for the invitee's phone and the two signals the database knows:
+# shared_address (a network both users asked for codes from, within the window) and the
+# inviter's referrals of the last hour (the phone-code index serves both phones' codes; the
+# inviter-order index the count).
+_SIGNALS_SQL = f"""
+WITH invitee AS (SELECT phone FROM {_USERS} WHERE id = %(invitee)s)
+SELECT
+    (SELECT phone FROM invitee),
+    EXISTS (
+        SELECT 1 FROM {_CODES} a JOIN {_CODES} b ON {_NETWORK.format("a")} = {_NETWORK.format("b")}
+        WHERE a.phone = (SELECT phone FROM invitee) AND a.created_at >= %(since)s AND a.ip IS NOT NULL
+            AND b.phone = %(inviter_phone)s AND b.created_at >= %(since)s AND b.ip IS NOT NULL
+    ),
+    (SELECT count(*) FROM {Referral._meta.db_table} WHERE inviter_id = %(inviter)s AND created_at > %(hour_ago)s)
+"""
+
+
+def phones_adjacent(a: str, b: str) -> bool:
+    """The adjacent_phone signal: two E.164 numbers at most 10 apart, or of one length sharing
+    all but their last 2 digits (numbers bought in a block)."""
+    a, b = a.lstrip("+"), b.lstrip("+")
+    if not (a.isdigit() and b.isdigit()):
+        return False
+    return abs(int(a) - int(b)) <= 10 or (len(a) == len(b) and a[:-2] == b[:-2])
+
+
+def referral_signals(*, invitee_id: int, inviter: User, now) -> list[str]:
+    """The fraud signals of a new referral, in Referral.Signal's order. Runs under the referrals
+    lock in inviter_set's transaction, so the velocity count cannot be raced past.
+
+    - shared_address: both asked for login codes from one client address (IPv4 address, IPv6
+      /64) within REFERRAL_SIGNAL_WINDOW_DAYS;
+    - adjacent_phone: phones_adjacent;
+    - inviter_velocity: more than REFERRAL_MAX_PER_HOUR referrals of the inviter in the last
+      hour, this one included.
+    """
+    params = {
+        "invitee": invitee_id,
+        "inviter": inviter.pk,
+        "inviter_phone": inviter.phone,
+        "since": now - timedelta(days=settings.REFERRAL_SIGNAL_WINDOW_DAYS),
+        "hour_ago": now - timedelta(hours=1),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SIGNALS_SQL, params)
+        invitee_phone, shared_address, last_hour = cursor.fetchone()
+    fired = {
+        Referral.Signal.SHARED_ADDRESS: shared_address,
+        Referral.Signal.ADJACENT_PHONE: phones_adjacent(invitee_phone or "", inviter.phone),
+        Referral.Signal.INVITER_VELOCITY: last_hour + 1 > settings.REFERRAL_MAX_PER_HOUR,
+    }
+    return [str(signal) for signal in Referral.Signal if fired[signal]]
+
+
+def referral_events_enqueue(*, referral_ids: list[int]) -> None:
+    """One webhook event per referral, `referral.<its status>`, as outbox rows of the `webhook`
+    channel in the caller's transaction (nothing when REFERRAL_WEBHOOK_URL is empty). The event
+    id is drawn here and lives in the row's body, so every retry carries the same one."""
+    if not settings.REFERRAL_WEBHOOK_URL or not referral_ids:
+        return
+    created = int(timezone.now().timestamp())
+    messages = []
+    for referral in selectors.referrals_for_events(referral_ids=referral_ids):
+        event = {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "type": f"referral.{referral['status']}",
+            "created": created,
+            "data": {"referral": referral},
+        }
+        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        messages.append(Message(channel=Message.Channel.WEBHOOK, recipient=settings.REFERRAL_WEBHOOK_URL, body=body))
+    messages_enqueue(messages)
+
+
+def referrals_decide(*, referral_ids, status: str, staff: User) -> list[int]:
+    """Staff approve or reject flagged referrals (the API and the admin's bulk actions): only
+    flagged ones change, each once; the others are skipped. Records who and when, and sends
+    the webhook events, in one transaction. Returns the ids decided."""
+    if status not in (Referral.Status.APPROVED, Referral.Status.REJECTED):
+        raise ApplicationError("A decision is approved or rejected.", field="status")
+    with transaction.atomic():
+        # Row locks in id order: a concurrent decision waits, then finds the row decided.
+        ids = list(
+            Referral.objects.select_for_update()
+            .filter(pk__in=list(referral_ids), status=Referral.Status.FLAGGED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Referral.objects.filter(pk__in=ids).update(status=status, decided_at=timezone.now(), decided_by=staff)
+        referral_events_enqueue(referral_ids=ids)
+    return ids
+
+
+def referral_decide(*, referral_id: int, status: str, staff: User) -> None:
+    """referrals_decide for one referral: NotFoundError if there is none, ConflictError (409)
+    unless it is flagged."""
+    if referrals_decide(referral_ids=[referral_id], status=status, staff=staff):
+        return
+    current = Referral.objects.filter(pk=referral_id).values_list("status", flat=True).first()
+    if current is None:
+        raise NotFoundError("No such referral.")
+    raise ConflictError(f"Only a flagged referral can be approved or rejected; this one is {current}.")
 
 
 def inviter_clear(*, user_id: int) -> None:

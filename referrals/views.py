@@ -32,4 +32,6 @@ def my_profile(request):
                 messages.success(request, f"Saved: you were invited by {inviter.phone}.")
                 return redirect("profile")
         status = 400
-    return render(request, "referrals/my_profile.html", {"profile": profile, "form": form}, status=status)
+    stats = selectors.user_stats(user_id=request.user.id)
+    context = {"profile": profile, "form": form, "stats": stats}
+    return render(request, "referrals/my_profile.html", context, status=status)

@@ -13,6 +13,15 @@ def phone_next() -> str:
     return f"+7999{next(_numbers):07d}"
 
 
+_far_numbers = itertools.count(1)
+
+
+def phone_far() -> str:
+    """A fresh number that is not "adjacent" to any other this function gives (the referral
+    signal: at most 10 apart, or all but the last 2 digits shared): 1,000 apart."""
+    return f"+7997{next(_far_numbers) * 1000:07d}"
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User

@@ -28,6 +28,7 @@ BACKENDS = {
     "email": "notifications.backends.email",
     "sms": "notifications.backends.sms",
     "telegram": "notifications.backends.telegram",
+    "webhook": "notifications.backends.webhook",
 }
 
 

@@ -1,4 +1,4 @@
-"""The one seam where delivery leaves the machine over HTTP (SMS providers, Telegram).
+"""The one seam where delivery leaves the machine over HTTP (SMS providers, Telegram, webhooks).
 
 Network errors and timeouts become TransientError; the caller classifies the answer.
 """

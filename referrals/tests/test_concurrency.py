@@ -262,3 +262,20 @@ def test_a_staff_read_or_edit_racing_a_delete_answers_the_profile_or_404_never_5
                 assert b'"phone"' in content
             outcomes.append(status)
     assert set(outcomes) <= {200, 404}
+
+
+def test_concurrent_referrals_of_one_inviter_are_counted_exactly_for_the_velocity_signal(settings):
+    """The signals are read under the referrals lock: of 12 invitees entering one code at once
+    with a cap of 5 per hour, exactly the last 7 to commit are flagged."""
+    from tests.factories import phone_far
+
+    settings.REFERRAL_MAX_PER_HOUR = 5
+    inviter = UserFactory(phone=phone_far())
+    invitees = [UserFactory(phone=phone_far()) for _ in range(12)]
+    clients = [_client_for(invitee) for invitee in invitees]
+
+    results = _race(*[_patch(client, inviter.ref_code) for client in clients])
+
+    assert _statuses(results) == [200] * 12
+    statuses = list(Referral.objects.filter(inviter=inviter).order_by("created_at").values_list("status", flat=True))
+    assert statuses == ["approved"] * 5 + ["flagged"] * 7

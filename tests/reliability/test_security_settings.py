@@ -114,6 +114,7 @@ def test_production_defaults_are_the_documented_figures(production):
         ({**PROD, "OTP_DELIVERY_BACKENDS": "sms"}, "SMS_API_KEY"),
         ({**PROD, "TELEGRAM_ALERTS": "1"}, "TELEGRAM_BOT_TOKEN"),
         ({**PROD, "TELEGRAM_ALERTS": "1", "TELEGRAM_BOT_TOKEN": "1:x"}, "TELEGRAM_CHAT_ID"),
+        ({**PROD, "REFERRAL_WEBHOOK_URL": "https://hooks.example.org/in"}, "REFERRAL_WEBHOOK_SECRET"),
     ],
 )
 def test_production_refuses_to_start_without_a_secret_it_needs(env, missing):
@@ -166,6 +167,13 @@ def test_a_per_address_share_as_large_as_the_whole_stops_the_start(share, whole)
     result = _python("import django; django.setup()", {"DEBUG": "1", share: "5", whole: "5"})
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {whole} (5) must be more than {share} (5)" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["hooks.example.org/in", "ftp://hooks.example.org/", "https://x.org/" + "a" * 250])
+def test_a_webhook_url_that_is_not_http_or_too_long_stops_the_start(url):
+    result = _python("import django; django.setup()", {"DEBUG": "1", "REFERRAL_WEBHOOK_URL": url})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: REFERRAL_WEBHOOK_URL must be" in result.stderr
 
 
 def test_the_deploy_check_fails_when_fake_delivery_is_on_with_debug_off():
