@@ -1,4 +1,5 @@
 import contextlib
+import functools
 from datetime import UTC
 
 from django.contrib.postgres.expressions import ArraySubquery
@@ -27,17 +28,27 @@ def _profile(row: dict, refs: list[str]) -> dict:
     }
 
 
-def profile_get(*, user_id: int, active_only: bool = True) -> dict | None:
-    """One user's profile in one query, whatever the number of referrals: the invitees'
-    phones come as an array subquery (my_profile is on the login path)."""
+def _profiles():
+    """Every user's profile row, the invitees' phones as an array subquery (oldest first). Built
+    once per process (profiles_base): building the annotated queryset cost more than running it,
+    and a queryset is reusable (each filter() makes a new one)."""
     refs = (
         Referral.objects.filter(inviter_id=OuterRef("pk")).order_by("created_at", "invitee_id").values("invitee__phone")
     )
-    users = User.objects.filter(pk=user_id)
+    return User.objects.annotate(refs=ArraySubquery(refs)).values(*_PROFILE_FIELDS, "refs")
+
+
+profiles_base = functools.cache(_profiles)
+
+
+def profile_get(*, user_id: int, active_only: bool = True) -> dict | None:
+    """One user's profile in one query, whatever the number of referrals (my_profile is on the
+    login path)."""
+    users = profiles_base().filter(pk=user_id)
     if active_only:
         users = users.filter(is_active=True)
-    row = users.annotate(refs=ArraySubquery(refs)).values(*_PROFILE_FIELDS, "refs").first()
-    return None if row is None else _profile(row, row["refs"])
+    found = list(users[:1])
+    return _profile(found[0], found[0]["refs"]) if found else None
 
 
 # What a typed phone number (or a piece of one) is made of.
