@@ -109,17 +109,20 @@ def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
     cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S)
     if ours and ours[0] > now - cooldown:
         wait = (ours[0] + cooldown - now).total_seconds()
-        refusals.append((f"A code was just sent. Request a new one in {int(wait) + 1} s.", wait))
+        refusals.append((f"A code was just sent. Request a new one in {int(wait) + 1} s.", wait, "cooldown"))
     if len(ours) >= per_pair:
-        refusals.append(("Too many codes for this phone from this address.", _hour_left(ours[per_pair - 1], now)))
+        refusals.append(
+            ("Too many codes for this phone from this address.", _hour_left(ours[per_pair - 1], now), "phone_ip_hourly")
+        )
     if len(recent) >= per_phone:
-        refusals.append(("Too many codes for this phone.", _hour_left(recent[-1], now)))
+        refusals.append(("Too many codes for this phone.", _hour_left(recent[-1], now), "phone_hourly"))
     if capped_at is not None:
-        refusals.append(("Too many codes from this address.", _hour_left(capped_at, now)))
+        refusals.append(("Too many codes from this address.", _hour_left(capped_at, now), "ip_hourly"))
     if not refusals:
         return None
-    message, wait = max(refusals, key=lambda refusal: refusal[1])
-    return RateLimited(message if message.endswith(" s.") else f"{message} Try again later.", retry_after=wait)
+    message, wait, reason = max(refusals, key=lambda refusal: refusal[1])
+    text = message if message.endswith(" s.") else f"{message} Try again later."
+    return RateLimited(text, retry_after=wait, reason=reason)
 
 
 def _hour_left(oldest, now) -> float:
@@ -253,7 +256,9 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
         return user
     if capped_at is not None:
         raise RateLimited(
-            "Too many wrong codes from this address. Try again later.", retry_after=_hour_left(capped_at, now)
+            "Too many wrong codes from this address. Try again later.",
+            retry_after=_hour_left(capped_at, now),
+            reason="tries_ip_hourly",
         )
     if right is None and _code_exhausted(phone=phone, key=key, now=now):
         raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")

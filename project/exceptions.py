@@ -24,14 +24,16 @@ DATABASE_UNAVAILABLE_RETRY_S = 2
 
 
 class ApplicationError(Exception):
-    """A rule said no. `field` names the input it is about (None: the whole request)."""
+    """A rule said no. `field` names the input it is about (None: the whole request); `reason`
+    is a short machine-readable name of the rule (refusal records and metrics count by it)."""
 
     status_code = 400
 
-    def __init__(self, message, *, field=None):
+    def __init__(self, message, *, field=None, reason=None):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.reason = reason
 
     def as_data(self):
         if self.field:
@@ -54,8 +56,8 @@ class ConflictError(ApplicationError):
 class RateLimited(ApplicationError):
     status_code = 429
 
-    def __init__(self, message, *, retry_after, field=None):
-        super().__init__(message, field=field)
+    def __init__(self, message, *, retry_after, field=None, reason=None):
+        super().__init__(message, field=field, reason=reason)
         self.retry_after = max(1, math.ceil(retry_after))
 
 
