@@ -2,6 +2,7 @@
 
 import functools
 
+import phonenumbers
 from django.conf import settings
 from phonenumber_field.phonenumber import to_python
 
@@ -33,3 +34,14 @@ def _e164(raw: str, region: str) -> str | None:
     normalises it, then PhoneField.to_python again for every lookup and save."""
     number = to_python(raw, region=region)
     return number.as_e164 if number is not None and number.is_valid() else None
+
+
+@functools.lru_cache(maxsize=10_000)
+def phone_kind(e164: str) -> tuple[str, str]:
+    """The country (ISO code, "" when none) and the kind of number (a name of
+    settings.NUMBER_TYPE_NAMES: "mobile", "premium-rate"...) of a valid E.164 number, from
+    libphonenumber's offline metadata."""
+    number = phonenumbers.parse(e164)
+    kind = phonenumbers.number_type(number)
+    names = {value: name for name, value in settings.NUMBER_TYPE_NAMES.items()}
+    return phonenumbers.region_code_for_number(number) or "", names.get(kind, "unknown")

@@ -28,6 +28,14 @@ from project.exceptions import (
     RateLimited,
 )
 
+from .guard import (
+    GUARD_READ_SQL,
+    code_refusal_record,
+    guard_block_refusal,
+    guard_count,
+    guard_number_check,
+    phone_prefix,
+)
 from .models import PasswordTries, PhoneCode, User, WrongTry
 from .phones import phone_normalize
 
@@ -65,28 +73,40 @@ def ip_key(ip: str | None) -> str:
     return str(ipaddress.ip_network((address, settings.OTP_IPV6_PREFIX), strict=False))
 
 
-# What the send limits read, in one query (two bounded index scans): the phone's codes of the hour,
-# newest first and at most its cap, each with whether it came from this address; and the
-# address's cap-th newest code of the hour. A constant statement: the ORM's union of two sliced
-# querysets cost more to build than to run (bench/, issue 18).
+# What the send limits and the guard read, in one query (bounded index scans): the phone's codes
+# of the hour, newest first and at most its cap, each with whether it came from this address;
+# the address's cap-th newest code of the hour; then the guard's part (accounts.guard): the
+# active blocks of the number's country and prefix, and whether the allow-list covers it. A
+# constant statement: the ORM's union of two sliced querysets cost more to build than to run
+# (bench/, issue 18).
 _LIMITS_SQL = f"""
-SELECT false AS by_ip, mine, created_at FROM (
+SELECT 'phone' AS kind, mine, created_at AS at FROM (
     SELECT ip_key = %(key)s AS mine, created_at FROM {PhoneCode._meta.db_table}
     WHERE phone = %(phone)s AND created_at > %(since)s ORDER BY created_at DESC LIMIT %(per_phone)s
 ) AS by_phone
 UNION ALL
-SELECT true, true, created_at FROM (
+SELECT 'address', true, created_at FROM (
     SELECT created_at FROM {PhoneCode._meta.db_table}
     WHERE ip_key = %(key)s AND created_at > %(since)s ORDER BY created_at DESC LIMIT 1 OFFSET %(ip_offset)s
 ) AS by_address
-"""
+{GUARD_READ_SQL}"""
 
 
-def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
-    """Which send limit refuses a new code for `phone` from the address key `ip` now, as the
+@dataclass(frozen=True)
+class _Limits:
+    """What _LIMITS_SQL read: the send limits' refusal (None: none), the guard's active blocks
+    (their ends) and whether the allow-list covers the request."""
+
+    refusal: RateLimited | None
+    blocks: list
+    allowed: bool
+
+
+def _send_refusal(*, phone: str, ip: str | None, key: str, country: str, prefix: str, now) -> _Limits:
+    """Which send limit refuses a new code for `phone` from the address key `key` now, as the
     429 to raise (of several, the one that lasts longest: its Retry-After is when a request can
     pass); None if none. The one place the send limits are written (code_request applies them
-    under locks).
+    under locks). The same statement reads the guard's blocks and allow-list (accounts.guard).
 
     The limits per phone are per phone and address (the cooldown, OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR)
     under a larger cap for the phone from all addresses (OTP_SENDS_PER_PHONE_PER_HOUR): one
@@ -97,13 +117,25 @@ def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
     """
     per_phone, per_ip = settings.OTP_SENDS_PER_PHONE_PER_HOUR, settings.OTP_SENDS_PER_IP_PER_HOUR
     per_pair = settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR
-    params = {"phone": phone, "key": ip, "since": now - HOUR, "per_phone": per_phone, "ip_offset": per_ip - 1}
+    params = {
+        "phone": phone,
+        "ip": ip,
+        "key": key,
+        "country": country,
+        "prefix": prefix,
+        "now": now,
+        "since": now - HOUR,
+        "per_phone": per_phone,
+        "ip_offset": per_ip - 1,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_LIMITS_SQL, params)
         found = cursor.fetchall()
-    recent = sorted((at for by_ip, _, at in found if not by_ip), reverse=True)
-    ours = sorted((at for by_ip, mine, at in found if mine and not by_ip), reverse=True)
-    capped_at = next((at for by_ip, _, at in found if by_ip), None)
+    recent = sorted((at for kind, _, at in found if kind == "phone"), reverse=True)
+    ours = sorted((at for kind, mine, at in found if kind == "phone" and mine), reverse=True)
+    capped_at = next((at for kind, _, at in found if kind == "address"), None)
+    blocks = [at for kind, _, at in found if kind == "block"]
+    allowed = any(kind == "allow" for kind, _, _ in found)
 
     refusals = []
     cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S)
@@ -118,11 +150,12 @@ def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
         refusals.append(("Too many codes for this phone.", _hour_left(recent[-1], now), "phone_hourly"))
     if capped_at is not None:
         refusals.append(("Too many codes from this address.", _hour_left(capped_at, now), "ip_hourly"))
-    if not refusals:
-        return None
-    message, wait, reason = max(refusals, key=lambda refusal: refusal[1])
-    text = message if message.endswith(" s.") else f"{message} Try again later."
-    return RateLimited(text, retry_after=wait, reason=reason)
+    refusal = None
+    if refusals:
+        message, wait, reason = max(refusals, key=lambda refusal: refusal[1])
+        text = message if message.endswith(" s.") else f"{message} Try again later."
+        refusal = RateLimited(text, retry_after=wait, reason=reason)
+    return _Limits(refusal=refusal, blocks=blocks, allowed=allowed)
 
 
 def _hour_left(oldest, now) -> float:
@@ -138,25 +171,51 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     address. They are checked under the phone's and the address's advisory locks, so parallel
     requests cannot both pass; the code row and its outbox rows commit together. The answer is the same whether or
     not the phone belongs to a user.
+
+    The fraud guard (accounts.guard) runs here, so every door gets it: the number's country
+    and kind; then, unless the allow-list covers the request, the conversion watch's blocks,
+    the prefix's hourly cap and the SMS budget. A test number (OTP_TEST_NUMBERS) skips all of
+    it and gets its fixed code, sent nowhere. Every refusal is recorded (code_refusal_record).
     """
-    phone = phone_normalize(phone)
+    key = ip_key(ip)
+    attempt = {"phone": phone.strip() if isinstance(phone, str) else "", "country": "", "prefix": ""}
+    try:
+        return _code_issue(phone=phone, ip=ip, key=key, attempt=attempt)
+    except ApplicationError as refusal:
+        code_refusal_record(refusal=refusal, key=key, now=timezone.now(), **attempt)
+        raise
+
+
+def _code_issue(*, phone: str, ip: str | None, key: str, attempt: dict) -> CodeRequestResult:
+    phone = attempt["phone"] = phone_normalize(phone)
+    test_code = settings.OTP_TEST_NUMBERS.get(phone)
+    if test_code is not None:
+        return _test_code_issue(phone=phone, code=test_code, ip=ip, key=key)
+    country = attempt["country"] = guard_number_check(phone=phone)
+    prefix = attempt["prefix"] = phone_prefix(phone)
     code = f"{secrets.randbelow(10_000):04d}"
     body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
-    key = ip_key(ip)
     with transaction.atomic():
         advisory_xact_lock((LOCK_OTP_PHONE, phone), (LOCK_OTP_IP, key))  # always phone, then address
         # The clock is read under the locks: a request that waited must see the codes issued
         # while it waited as past, not future (else the cooldown and windows are off).
         now = timezone.now()
-        refusal = _send_refusal(phone=phone, ip=key, now=now)
-        if refusal is not None:
-            raise refusal
+        limits = _send_refusal(phone=phone, ip=ip, key=key, country=country, prefix=prefix, now=now)
+        if limits.refusal is not None:
+            raise limits.refusal
+        if not limits.allowed:
+            blocked = guard_block_refusal(limits.blocks, now=now)
+            if blocked is not None:
+                raise blocked
+            guard_count(prefix=prefix, sms="sms" in settings.OTP_DELIVERY_BACKENDS, now=now)
         challenge = PhoneCode.objects.create(
             phone=phone,
             code_hash=code_hash(phone=phone, code=code),
             ip=ip,
             ip_key=key,
             expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
+            country=country,
+            prefix=prefix,
         )
         messages_enqueue(
             [
@@ -164,6 +223,21 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
                 for channel in settings.OTP_DELIVERY_BACKENDS
             ]
         )
+    return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
+
+
+def _test_code_issue(*, phone: str, code: str, ip: str | None, key: str) -> CodeRequestResult:
+    """A test number's code (OTP_TEST_NUMBERS): its fixed code, nothing sent or queued, no send
+    limit and no guard; code_verify's try caps hold as for any code. Its row has no country or
+    prefix, so the guard's counts never see it."""
+    now = timezone.now()
+    challenge = PhoneCode.objects.create(
+        phone=phone,
+        code_hash=code_hash(phone=phone, code=code),
+        ip=ip,
+        ip_key=key,
+        expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
+    )
     return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
 
 
