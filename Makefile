@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 MANAGE := $(PY) manage.py
 
-.PHONY: run test lint worker beat flower migrate schema schema-check superuser clean bench
+.PHONY: run test lint worker beat flower migrate schema schema-check superuser clean bench pumping
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -89,6 +89,11 @@ schema-check: venv
 bench: venv
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) -m bench.run
+
+# The fraud guard against SMS pumping and a legitimate crowd (bench/pumping.py): prints figures.
+# Light (in-process, one database of its own: referrals_pumping); about a minute.
+pumping: venv
+	$(PY) -m bench.pumping
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -288,7 +288,9 @@ PHONENUMBER_DB_FORMAT = "E164"
 
 # --- Fraud guard (accounts/guard.py, README "Fraud guard", SECURITY.md "SMS pumping") ---
 # Countries (ISO codes) whose numbers get codes; "*" allows every country.
-OTP_ALLOWED_REGIONS = [region.upper() for region in env.list("OTP_ALLOWED_REGIONS", default=[PHONE_DEFAULT_REGION])]
+OTP_ALLOWED_REGIONS = [
+    region.strip().upper() for region in env.list("OTP_ALLOWED_REGIONS", default=[PHONE_DEFAULT_REGION]) if region
+]
 # Kinds of number that get codes, by libphonenumber's offline metadata: the lower-case names of
 # phonenumbers.PhoneNumberType with "-" for "_" (mobile, fixed-line-or-mobile, fixed-line, voip,
 # toll-free, premium-rate, shared-cost, personal-number, pager, uan, voicemail, unknown).
@@ -321,7 +323,7 @@ OTP_CONVERSION_INTERVAL_S = env.int("OTP_CONVERSION_INTERVAL_S", default=60)
 # with its fixed code; nothing is sent, no limit or guard applies (a code's try cap does). With
 # DEBUG off `check --deploy` refuses them unless OTP_TEST_NUMBERS_FORCED=1.
 OTP_TEST_NUMBERS = {}
-for _entry in env.list("OTP_TEST_NUMBERS", default=[]):
+for _entry in filter(None, env.list("OTP_TEST_NUMBERS", default=[])):
     _phone, _, _code = _entry.partition(":")
     try:
         _number = phonenumbers.parse(_phone.strip(), PHONE_DEFAULT_REGION)

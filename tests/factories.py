@@ -39,3 +39,9 @@ class ReferralFactory(factory.django.DjangoModelFactory):
 
     invitee = factory.SubFactory(UserFactory)
     inviter = factory.SubFactory(UserFactory)
+
+
+def phone_spread(n: int, tag: int = 0) -> str:
+    """The n-th (n < 10,000) of valid Russian mobiles of which at most 10 share a prefix (all
+    but the last 4 digits): for tests of other limits, below the fraud guard's prefix cap."""
+    return f"+7999{n % 1000:03d}{n // 1000 % 10}{tag % 1000:03d}"
