@@ -42,6 +42,11 @@ def phone_prefix(phone: str) -> str:
     return phone[: len(phone) - digits] if digits else phone
 
 
+def phone_heads(phone: str) -> list[str]:
+    """Every leading part of an E.164 number, "+7" to the whole: what a prefix entry may be."""
+    return [phone[:end] for end in range(2, len(phone) + 1)]
+
+
 def guard_number_check(*, phone: str) -> str:
     """The country of `phone` (E.164) when codes may go to it; ApplicationError on `phone` for a
     country outside OTP_ALLOWED_REGIONS or a kind of number outside OTP_ALLOWED_NUMBER_TYPES
@@ -57,7 +62,8 @@ def guard_number_check(*, phone: str) -> str:
 
 # The guard's part of the limits statement (accounts.services._LIMITS_SQL): the active blocks of
 # the country and prefix (each its end), and whether the allow-list covers the request (a prefix
-# entry covers every number that starts with it).
+# entry covers every number that starts with it: the phone's heads are all its leading parts, so
+# the entries are found by the unique index however many there are).
 GUARD_READ_SQL = f"""
 UNION ALL
 SELECT 'block', scope = '{GuardBlock.COUNTRY}', until FROM {GuardBlock._meta.db_table}
@@ -65,7 +71,7 @@ WHERE until > %(now)s AND ((scope = '{GuardBlock.COUNTRY}' AND key = %(country)s
     OR (scope = '{GuardBlock.PREFIX}' AND key = %(prefix)s))
 UNION ALL
 (SELECT 'allow', true, NULL::timestamptz FROM {GuardAllow._meta.db_table}
-WHERE (kind = 'phone' AND value = %(phone)s) OR (kind = 'prefix' AND starts_with(%(phone)s, value))
+WHERE (kind = 'phone' AND value = %(phone)s) OR (kind = 'prefix' AND value = ANY(%(heads)s))
     OR (kind = 'country' AND value = %(country)s) OR (kind = 'address' AND value IN (%(ip)s, %(key)s))
 LIMIT 1)
 """

@@ -34,6 +34,7 @@ from .guard import (
     guard_block_refusal,
     guard_count,
     guard_number_check,
+    phone_heads,
     phone_prefix,
 )
 from .models import PasswordTries, PhoneCode, User, WrongTry
@@ -123,6 +124,7 @@ def _send_refusal(*, phone: str, ip: str | None, key: str, country: str, prefix:
         "key": key,
         "country": country,
         "prefix": prefix,
+        "heads": phone_heads(phone),
         "now": now,
         "since": now - HOUR,
         "per_phone": per_phone,
