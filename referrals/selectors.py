@@ -41,34 +41,28 @@ def _profiles():
 profiles_base = functools.cache(_profiles)
 
 
-_USER, _REFERRAL = User._meta.db_table, Referral._meta.db_table
-# One user's profile: the columns of _PROFILE_FIELDS, the invitees' phones oldest first as an
-# array. A constant statement: the ORM compiled the same annotated query on every request, and
-# that cost more than running it (0.75 of 1.3 ms of my_profile's CPU, bench/, issue 18).
-_PROFILE_SQL = f"""
-SELECT me.id, me.phone, me.ref_code, me.created_at, me.is_active, me.is_staff,
-       inviter.phone AS "referral__inviter__phone",
-       ARRAY(
-           SELECT invitee.phone FROM {_REFERRAL} AS link JOIN {_USER} AS invitee ON invitee.id = link.invitee_id
-           WHERE link.inviter_id = me.id ORDER BY link.created_at, link.invitee_id
-       ) AS refs
-FROM {_USER} AS me
-LEFT JOIN {_REFERRAL} AS mine ON mine.invitee_id = me.id
-LEFT JOIN {_USER} AS inviter ON inviter.id = mine.inviter_id
-WHERE me.id = %(id)s AND (me.is_active OR NOT %(active_only)s)
-"""
-
-
 def profile_get(*, user_id: int, active_only: bool = True) -> dict | None:
     """One user's profile in one query, whatever the number of referrals (my_profile is on the
-    login path). The same row as profiles_base() gives for the user (a test holds them equal)."""
+    login path), by the function referrals_profile (migration 0005): PostgreSQL plans it once per
+    connection, where the same statement sent per request was planned each time (planning cost
+    more than running it) and the ORM compiled it each time (0.75 of my_profile's 1.3 ms CPU).
+    The same row as profiles_base() gives for the user (a test holds them equal)."""
     with connection.cursor() as cursor:
-        cursor.execute(_PROFILE_SQL, {"id": user_id, "active_only": active_only})
+        cursor.execute("SELECT * FROM referrals_profile(%s, %s)", [user_id, active_only])
         row = cursor.fetchone()
-        if row is None:
-            return None
-        found = dict(zip((column.name for column in cursor.description), row, strict=True))
-    return _profile(found, found["refs"])
+    if row is None:
+        return None
+    pk, phone, ref_code, created_at, is_active, is_staff, inviter, refs = row
+    found = {
+        "id": pk,
+        "phone": phone,
+        "ref_code": ref_code,
+        "created_at": created_at,
+        "is_active": is_active,
+        "is_staff": is_staff,
+        "referral__inviter__phone": inviter,
+    }
+    return _profile(found, refs)
 
 
 # What a typed phone number (or a piece of one) is made of.
