@@ -2,10 +2,10 @@
 
 code_request (accounts.services) runs it on every door, in this order:
 1. the number (no database): its country (OTP_ALLOWED_REGIONS) and kind (OTP_ALLOWED_NUMBER_TYPES);
-2. in the limits' one constant statement: the active conversion blocks of its country and prefix,
-   and whether an allow-list entry covers it (then 3 to 5 are skipped);
-3. prefix velocity and 4. the SMS budget: counter rows per clock window, counted by one
-   conditional upsert (guard_count) in the code's transaction, so parallel requests cannot pass a cap;
+2. after the send limits, one statement in the code's transaction (guard_check): whether an
+   allow-list entry covers the request (then 3 to 5 are skipped), the active conversion blocks
+   of its country and prefix, and the counts of 3. prefix velocity and 4. the SMS budget: counter
+   rows per clock window, counted by one conditional upsert, so parallel requests cannot pass a cap;
 5. the conversion watch (guard_watch, a beat job) writes the blocks that 2 reads.
 Alerts go to the ops chat through the outbox (notifications.services.ops_guard_alert).
 """
@@ -42,11 +42,6 @@ def phone_prefix(phone: str) -> str:
     return phone[: len(phone) - digits] if digits else phone
 
 
-def phone_heads(phone: str) -> list[str]:
-    """Every leading part of an E.164 number, "+7" to the whole: what a prefix entry may be."""
-    return [phone[:end] for end in range(2, len(phone) + 1)]
-
-
 def guard_number_check(*, phone: str) -> str:
     """The country of `phone` (E.164) when codes may go to it; ApplicationError on `phone` for a
     country outside OTP_ALLOWED_REGIONS or a kind of number outside OTP_ALLOWED_NUMBER_TYPES
@@ -60,28 +55,44 @@ def guard_number_check(*, phone: str) -> str:
     return country
 
 
-# The guard's part of the limits statement (accounts.services._LIMITS_SQL): the active blocks of
-# the country and prefix (each its end), and whether the allow-list covers the request (a prefix
-# entry covers every number that starts with it: the phone's heads are all its leading parts, so
-# the entries are found by the unique index however many there are).
-GUARD_READ_SQL = f"""
-UNION ALL
-SELECT 'block', scope = '{GuardBlock.COUNTRY}', until FROM {GuardBlock._meta.db_table}
-WHERE until > %(now)s AND ((scope = '{GuardBlock.COUNTRY}' AND key = %(country)s)
-    OR (scope = '{GuardBlock.PREFIX}' AND key = %(prefix)s))
-UNION ALL
-(SELECT 'allow', true, NULL::timestamptz FROM {GuardAllow._meta.db_table}
-WHERE (kind = 'phone' AND value = %(phone)s) OR (kind = 'prefix' AND value = ANY(%(heads)s))
-    OR (kind = 'country' AND value = %(country)s) OR (kind = 'address' AND value IN (%(ip)s, %(key)s))
-LIMIT 1)
+# The guard's one statement in the code's transaction (after the send limits): whether an
+# allow-list entry covers the request (a prefix entry covers every number that starts with it:
+# the phone's heads are all its leading parts, so the unique index finds the entries however
+# many there are); the latest end of the active blocks of its country and prefix; and, when
+# neither, the count: each window's counter row gains one while under its cap and comes back
+# with its new count, a row at its cap is left as it is and does not come back. The rows are
+# locked in one order (prefix, SMS hour, SMS day) until the transaction ends, so a parallel
+# request waits and then sees the count this one left; a refused request's counts roll back.
+_CHECK_SQL = f"""
+WITH allowed AS (
+    SELECT EXISTS (SELECT FROM {GuardAllow._meta.db_table}
+        WHERE (kind = 'phone' AND value = %(phone)s) OR (kind = 'prefix' AND value = ANY(%(heads)s))
+            OR (kind = 'country' AND value = %(country)s) OR (kind = 'address' AND value IN (%(ip)s, %(key)s))
+    ) AS yes
+), blocked AS (
+    SELECT max(until) AS until FROM {GuardBlock._meta.db_table}
+    WHERE until > %(now)s AND ((scope = '{GuardBlock.COUNTRY}' AND key = %(country)s)
+        OR (scope = '{GuardBlock.PREFIX}' AND key = %(prefix)s))
+), counted AS (
+    INSERT INTO {GuardCounter._meta.db_table} AS c (scope, key, start, count)
+    SELECT w.scope, w.key, w.start, 1
+    FROM unnest(%(scopes)s::text[], %(keys)s::text[], %(starts)s::timestamptz[])
+        WITH ORDINALITY AS w(scope, key, start, n)
+    WHERE NOT (SELECT yes FROM allowed) AND (SELECT until FROM blocked) IS NULL
+    ORDER BY w.n
+    ON CONFLICT (scope, key, start) DO UPDATE SET count = c.count + 1
+    WHERE c.count < CASE c.scope WHEN '{GuardCounter.PREFIX_HOUR}' THEN %(prefix_cap)s
+        WHEN '{GuardCounter.SMS_HOUR}' THEN %(hour_cap)s ELSE %(day_cap)s END
+    RETURNING scope, count
+)
+SELECT (SELECT yes FROM allowed), (SELECT until FROM blocked),
+    (SELECT coalesce(array_agg(scope), '{{}}') FROM counted), (SELECT coalesce(array_agg(count), '{{}}') FROM counted)
 """
 
 
-def guard_block_refusal(blocks, *, now) -> RateLimited | None:
-    """The 429 for the latest-ending of the active blocks read (`until` values), None if none."""
-    if not blocks:
-        return None
-    return RateLimited(BLOCK_REFUSED, retry_after=(max(blocks) - now).total_seconds(), reason="conversion_block")
+def phone_heads(phone: str) -> list[str]:
+    """Every leading part of an E.164 number, "+7" to the whole: what a prefix entry may be."""
+    return [phone[:end] for end in range(2, len(phone) + 1)]
 
 
 def _window_start(now, size: timedelta) -> datetime:
@@ -91,70 +102,70 @@ def _window_start(now, size: timedelta) -> datetime:
     return now.replace(minute=0, second=0, microsecond=0)
 
 
-# One conditional upsert for the request's windows: each row gains one while under its cap and
-# comes back with its new count; a row at its cap is left as it is and does not come back. The
-# rows are locked in one order (prefix, SMS hour, SMS day) until the code's transaction ends, so
-# a parallel request waits and then sees the count this one left.
-_COUNT_SQL = f"""
-INSERT INTO {GuardCounter._meta.db_table} AS c (scope, key, start, count) VALUES {{rows}}
-ON CONFLICT (scope, key, start) DO UPDATE SET count = c.count + 1
-WHERE c.count < CASE c.scope WHEN '{GuardCounter.PREFIX_HOUR}' THEN %(prefix_cap)s
-    WHEN '{GuardCounter.SMS_HOUR}' THEN %(hour_cap)s ELSE %(day_cap)s END
-RETURNING scope, count
-"""
+def guard_check(*, phone: str, ip: str | None, key: str, country: str, prefix: str, sms: bool, now) -> None:
+    """The guard's checks 3 to 5 for a code to `phone` (E.164, of `country`, in `prefix`) asked
+    for from `ip` (address key `key`), in one statement (_CHECK_SQL), inside the code's
+    transaction, at the database's time `now`. An allow-list entry for the phone, a head of it,
+    the country or the address skips them all.
 
-
-def guard_count(*, prefix: str, sms: bool, now) -> None:
-    """Count one code against its prefix's hourly cap (OTP_SENDS_PER_PREFIX_PER_HOUR) and, when it
-    goes by SMS, against the service's budget (OTP_SMS_BUDGET_PER_HOUR, OTP_SMS_BUDGET_PER_DAY).
-
-    Runs inside the code's transaction (its rollback undoes the counts). A full prefix raises a
-    429, a spent budget a 503, each with Retry-After at the end of its window. The code that
-    reaches 80 % of a budget window, and the one that uses its last code, queue one ops alert
-    each: exactly one request sees each count, so each alert goes once per window."""
+    A block by the conversion watch: 429 until it ends. Else the code is counted against its
+    prefix's hourly cap (OTP_SENDS_PER_PREFIX_PER_HOUR: 429 when full) and, when it goes by SMS,
+    the service's budget (OTP_SMS_BUDGET_PER_HOUR, OTP_SMS_BUDGET_PER_DAY: 503 when spent), each
+    with Retry-After at the end of its window. The code that reaches 80 % of a budget window, and
+    the one that uses its last code, queue one ops alert each: exactly one request sees each
+    count, so each alert goes once per window."""
     windows = [(GuardCounter.PREFIX_HOUR, prefix, HOUR)]
     if sms:
         windows += [(GuardCounter.SMS_HOUR, "", HOUR), (GuardCounter.SMS_DAY, "", DAY)]
     starts = {scope: _window_start(now, size) for scope, _, size in windows}
+    ends = {scope: starts[scope] + size for scope, _, size in windows}
     params = {
+        "phone": phone,
+        "heads": phone_heads(phone),
+        "country": country,
+        "prefix": prefix,
+        "ip": ip,
+        "key": key,
+        "now": now,
+        "scopes": [scope for scope, _, _ in windows],
+        "keys": [window_key for _, window_key, _ in windows],
+        "starts": [starts[scope] for scope, _, _ in windows],
         "prefix_cap": settings.OTP_SENDS_PER_PREFIX_PER_HOUR,
         "hour_cap": settings.OTP_SMS_BUDGET_PER_HOUR,
         "day_cap": settings.OTP_SMS_BUDGET_PER_DAY,
     }
-    rows = []
-    for index, (scope, key, _) in enumerate(windows):
-        params.update({f"scope{index}": scope, f"key{index}": key, f"start{index}": starts[scope]})
-        rows.append(f"(%(scope{index})s, %(key{index})s, %(start{index})s, 1)")
     with connection.cursor() as cursor:
-        cursor.execute(_COUNT_SQL.format(rows=", ".join(rows)), params)
-        counts = dict(cursor.fetchall())
-
-    sizes = {scope: size for scope, _, size in windows}
+        cursor.execute(_CHECK_SQL, params)
+        allowed, blocked_until, scopes, values = cursor.fetchone()
+    if allowed:
+        return
+    if blocked_until is not None:
+        raise RateLimited(BLOCK_REFUSED, retry_after=(blocked_until - now).total_seconds(), reason="conversion_block")
+    counts = dict(zip(scopes, values, strict=True))
     full = [scope for scope, _, _ in windows if scope not in counts]
     if full:
-        wait = max((starts[scope] + sizes[scope] - now).total_seconds() for scope in full)
-        if GuardCounter.PREFIX_HOUR in full and len(full) == 1:
+        wait = max((ends[scope] - now).total_seconds() for scope in full)
+        if full == [GuardCounter.PREFIX_HOUR]:
             raise RateLimited(PREFIX_REFUSED, retry_after=wait, reason="prefix_velocity")
-        budget = GuardCounter.SMS_DAY if GuardCounter.SMS_DAY in full else GuardCounter.SMS_HOUR
-        reason = "budget_day" if budget == GuardCounter.SMS_DAY else "budget_hour"
-        raise ServiceUnavailable(BUDGET_REFUSED, retry_after=wait, reason=reason)
+        day = GuardCounter.SMS_DAY in full
+        raise ServiceUnavailable(BUDGET_REFUSED, retry_after=wait, reason="budget_day" if day else "budget_hour")
     for scope, label, cap in (
         (GuardCounter.SMS_HOUR, "hourly", settings.OTP_SMS_BUDGET_PER_HOUR),
         (GuardCounter.SMS_DAY, "daily", settings.OTP_SMS_BUDGET_PER_DAY),
     ):
         count = counts.get(scope)
-        if count is None:
-            continue
-        ends = starts[scope] + sizes[scope]
         if count == cap:
             ops_guard_alert(
                 title=f"SMS budget spent: {label}",
-                lines=[f"{count} of {cap} codes by SMS.", f"New codes are refused until {ends:%Y-%m-%d %H:%M} UTC."],
+                lines=[
+                    f"{count} of {cap} codes by SMS.",
+                    f"New codes are refused until {ends[scope]:%Y-%m-%d %H:%M} UTC.",
+                ],
             )
-        elif count == math.ceil(cap * BUDGET_ALERT_SHARE):
+        elif count is not None and count == math.ceil(cap * BUDGET_ALERT_SHARE):
             ops_guard_alert(
                 title=f"SMS budget at {round(100 * count / cap)} %: {label}",
-                lines=[f"{count} of {cap} codes by SMS; the window ends {ends:%Y-%m-%d %H:%M} UTC."],
+                lines=[f"{count} of {cap} codes by SMS; the window ends {ends[scope]:%Y-%m-%d %H:%M} UTC."],
             )
 
 

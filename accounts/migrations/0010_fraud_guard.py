@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0008_sessions_end_once'),
+        ('accounts', '0009_code_functions'),
     ]
 
     operations = [
