@@ -2,7 +2,8 @@
 
 code_request (accounts.services) runs it on every door, in this order:
 1. the number (no database): its country (OTP_ALLOWED_REGIONS) and kind (OTP_ALLOWED_NUMBER_TYPES);
-2. after the send limits, one statement in the code's transaction (guard_check): whether an
+2. after the send limits, one call in the code's transaction (guard_check, the function
+   accounts_guard_check of accounts migration 0011): whether an
    allow-list entry covers the request (then 3 to 5 are skipped), the active conversion blocks
    of its country and prefix, and the counts of 3. prefix velocity and 4. the SMS budget: counter
    rows per clock window, counted by one conditional upsert, so parallel requests cannot pass a cap;
@@ -55,39 +56,10 @@ def guard_number_check(*, phone: str) -> str:
     return country
 
 
-# The guard's one statement in the code's transaction (after the send limits): whether an
-# allow-list entry covers the request (a prefix entry covers every number that starts with it:
-# the phone's heads are all its leading parts, so the unique index finds the entries however
-# many there are); the latest end of the active blocks of its country and prefix; and, when
-# neither, the count: each window's counter row gains one while under its cap and comes back
-# with its new count, a row at its cap is left as it is and does not come back. The rows are
-# locked in one order (prefix, SMS hour, SMS day) until the transaction ends, so a parallel
-# request waits and then sees the count this one left; a refused request's counts roll back.
-_CHECK_SQL = f"""
-WITH allowed AS (
-    SELECT EXISTS (SELECT FROM {GuardAllow._meta.db_table}
-        WHERE (kind = 'phone' AND value = %(phone)s) OR (kind = 'prefix' AND value = ANY(%(heads)s))
-            OR (kind = 'country' AND value = %(country)s) OR (kind = 'address' AND value IN (%(ip)s, %(key)s))
-    ) AS yes
-), blocked AS (
-    SELECT max(until) AS until FROM {GuardBlock._meta.db_table}
-    WHERE until > %(now)s AND ((scope = '{GuardBlock.COUNTRY}' AND key = %(country)s)
-        OR (scope = '{GuardBlock.PREFIX}' AND key = %(prefix)s))
-), counted AS (
-    INSERT INTO {GuardCounter._meta.db_table} AS c (scope, key, start, count)
-    SELECT w.scope, w.key, w.start, 1
-    FROM unnest(%(scopes)s::text[], %(keys)s::text[], %(starts)s::timestamptz[])
-        WITH ORDINALITY AS w(scope, key, start, n)
-    WHERE NOT (SELECT yes FROM allowed) AND (SELECT until FROM blocked) IS NULL
-    ORDER BY w.n
-    ON CONFLICT (scope, key, start) DO UPDATE SET count = c.count + 1
-    WHERE c.count < CASE c.scope WHEN '{GuardCounter.PREFIX_HOUR}' THEN %(prefix_cap)s
-        WHEN '{GuardCounter.SMS_HOUR}' THEN %(hour_cap)s ELSE %(day_cap)s END
-    RETURNING scope, count
-)
-SELECT (SELECT yes FROM allowed), (SELECT until FROM blocked),
-    (SELECT coalesce(array_agg(scope), '{{}}') FROM counted), (SELECT coalesce(array_agg(count), '{{}}') FROM counted)
-"""
+# The guard's one statement in the code's transaction, after the send limits: the function
+# accounts_guard_check (accounts migration 0011, planned once per connection), which reads the
+# allow-list and the blocks and counts the windows. Its SQL is there and only there.
+_CHECK_CALL = "SELECT * FROM accounts_guard_check(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def phone_heads(phone: str) -> list[str]:
@@ -104,7 +76,7 @@ def _window_start(now, size: timedelta) -> datetime:
 
 def guard_check(*, phone: str, ip: str | None, key: str, country: str, prefix: str, sms: bool, now) -> None:
     """The guard's checks 3 to 5 for a code to `phone` (E.164, of `country`, in `prefix`) asked
-    for from `ip` (address key `key`), in one statement (_CHECK_SQL), inside the code's
+    for from `ip` (address key `key`), in one statement (_CHECK_CALL), inside the code's
     transaction, at the database's time `now`. An allow-list entry for the phone, a head of it,
     the country or the address skips them all.
 
@@ -119,23 +91,23 @@ def guard_check(*, phone: str, ip: str | None, key: str, country: str, prefix: s
         windows += [(GuardCounter.SMS_HOUR, "", HOUR), (GuardCounter.SMS_DAY, "", DAY)]
     starts = {scope: _window_start(now, size) for scope, _, size in windows}
     ends = {scope: starts[scope] + size for scope, _, size in windows}
-    params = {
-        "phone": phone,
-        "heads": phone_heads(phone),
-        "country": country,
-        "prefix": prefix,
-        "ip": ip,
-        "key": key,
-        "now": now,
-        "scopes": [scope for scope, _, _ in windows],
-        "keys": [window_key for _, window_key, _ in windows],
-        "starts": [starts[scope] for scope, _, _ in windows],
-        "prefix_cap": settings.OTP_SENDS_PER_PREFIX_PER_HOUR,
-        "hour_cap": settings.OTP_SMS_BUDGET_PER_HOUR,
-        "day_cap": settings.OTP_SMS_BUDGET_PER_DAY,
-    }
+    params = [
+        phone,
+        phone_heads(phone),
+        country,
+        prefix,
+        ip,
+        key,
+        now,
+        [scope for scope, _, _ in windows],
+        [window_key for _, window_key, _ in windows],
+        [starts[scope] for scope, _, _ in windows],
+        settings.OTP_SENDS_PER_PREFIX_PER_HOUR,
+        settings.OTP_SMS_BUDGET_PER_HOUR,
+        settings.OTP_SMS_BUDGET_PER_DAY,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_CHECK_SQL, params)
+        cursor.execute(_CHECK_CALL, params)
         allowed, blocked_until, scopes, values = cursor.fetchone()
     if allowed:
         return

@@ -282,7 +282,7 @@ def test_a_signup_takes_the_locks_checks_the_limits_and_the_guard_and_writes_eve
     # both messages in one INSERT.
     assert len(statements) == 4, statements
     assert statements[0].startswith("SELECT * FROM accounts_send_limits(")
-    assert statements[1].lstrip().startswith("WITH allowed AS") and "INSERT INTO accounts_guardcounter" in statements[1]
+    assert statements[1].startswith("SELECT * FROM accounts_guard_check(")
     assert statements[2].startswith('INSERT INTO "accounts_phonecode"')
     assert statements[3].startswith('INSERT INTO "notifications_message"') and statements[3].count("RETURNING") == 1
     challenge = PhoneCode.objects.get()
