@@ -193,21 +193,28 @@ WITH capped AS (
         AND consumed_at IS NULL AND expires_at > %(now)s AND attempts < %(max)s
         AND NOT EXISTS (SELECT FROM capped)
         AND (SELECT count(*) FROM {_WRONG} WHERE code_id = code.id AND ip_key = %(key)s) < %(max_per_ip)s
-    RETURNING id, consumed_at IS NOT NULL AS matched
+    -- A wrong try also says how many the code has left for this address (the login page shows
+    -- it); a right one skips that count. The count does not see the row of this try yet, hence the 1.
+    RETURNING id, consumed_at IS NOT NULL AS matched, CASE WHEN consumed_at IS NULL THEN LEAST(
+        %(max)s - attempts,
+        %(max_per_ip)s - 1 - (SELECT count(*) FROM {_WRONG} WHERE code_id = code.id AND ip_key = %(key)s)
+    ) END AS tries_left
 ), recorded AS (
     INSERT INTO {_WRONG} (code_id, ip_key, created_at) SELECT id, %(key)s, %(now)s FROM tried WHERE NOT matched
 )
-SELECT u.*, outcome.matched AS try_matched, outcome.capped_at AS try_capped_at
-FROM (SELECT (SELECT matched FROM tried) AS matched, (SELECT created_at FROM capped) AS capped_at) AS outcome
+SELECT u.*, outcome.matched AS try_matched, outcome.capped_at AS try_capped_at, outcome.tries_left AS try_left
+FROM (SELECT (SELECT matched FROM tried) AS matched, (SELECT created_at FROM capped) AS capped_at,
+    (SELECT tries_left FROM tried) AS tries_left) AS outcome
 LEFT JOIN {User._meta.db_table} AS u ON outcome.matched AND u.phone = %(phone)s
 """
 
 
-def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, object, User | None]:
-    """Count one try from the address key `key`: (True, None, user), right and now consumed;
-    (False, None, None), wrong, counted and recorded; (None, None, None), nothing was counted (no
-    usable code, or its tries are used up); (None, at, None), the address is at its hourly cap of
-    wrong tries, the oldest of which was at `at`.
+def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, object, User | None, int]:
+    """Count one try from the address key `key`: (True, None, user, _), right and now consumed;
+    (False, None, None, left), wrong, counted and recorded, with `left` tries of the code left for
+    this address; (None, None, None, 0), nothing was counted (no usable code, or its tries are
+    used up); (None, at, None, 0), the address is at its hourly cap of wrong tries, the oldest of
+    which was at `at`.
 
     A right try reads the user with that phone in the same statement (None before the first
     login); a wrong one reads nobody, so it costs the same for a registered phone."""
@@ -222,7 +229,7 @@ def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, obj
         "ip_cap_offset": settings.OTP_TRIES_PER_IP_PER_HOUR - 1,
     }
     (row,) = User.objects.raw(_TRY_SQL, params)  # one row: the outcome, and the user if any
-    return row.try_matched, row.try_capped_at, row if row.pk is not None else None
+    return row.try_matched, row.try_capped_at, row if row.pk is not None else None, max(0, row.try_left or 0)
 
 
 def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User:
@@ -246,7 +253,7 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
     with transaction.atomic():
         advisory_xact_lock((LOCK_OTP_TRY_IP, key))
         now = timezone.now()  # under the lock: a try that waited counts the tries made meanwhile
-        right, capped_at, user = _code_try(phone=phone, code=code, key=key, now=now)
+        right, capped_at, user, tries_left = _code_try(phone=phone, code=code, key=key, now=now)
         if right:
             if user is None or not user.is_active:  # a first login creates it; a disabled one is refused
                 user = user_get_or_create(phone=phone)
@@ -262,7 +269,11 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
         )
     if right is None and _code_exhausted(phone=phone, key=key, now=now):
         raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
-    raise AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")
+    # The API's answer is one for every wrong, expired or spent code; `tries_left` lets the page
+    # say whether the code still works (0: it is spent, or there was none).
+    raise AuthenticationFailed(
+        "Wrong or expired code. Request a new one.", field="confirmation_code", tries_left=tries_left
+    )
 
 
 def _code_exhausted(*, phone: str, key: str, now) -> bool:

@@ -10,7 +10,7 @@ from django.contrib.auth import login, logout
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from project.exceptions import ApplicationError, RateLimited
+from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 from project.web import page, request_ip
 
 from .authentication import PHONE_CODE_BACKEND
@@ -20,6 +20,9 @@ from .services import code_request, code_verify
 # The phone waiting for its code, and where to go after login (set by login_required's ?next=).
 SESSION_PHONE = "login_phone"
 SESSION_NEXT = "login_next"
+# Fake delivery only: the code shown on the code page, kept until login so that a wrong try's
+# page still shows it (a flash message would be gone by then).
+SESSION_FAKE_CODE = "login_fake_code"
 # Users log in by code, not password: the session names the code's own backend, which never
 # opens /admin/ (that needs the password backend; accounts.sites).
 SESSION_BACKEND = PHONE_CODE_BACKEND
@@ -46,7 +49,18 @@ def _code_sent(request, result) -> None:
     request.session[SESSION_PHONE] = result.phone
     messages.success(request, f"We have sent a code to {result.phone}.")
     if settings.OTP_FAKE_DELIVERY:
-        messages.info(request, f"Fake delivery is on, so here is your code: {result.code}", extra_tags="otp-code")
+        request.session[SESSION_FAKE_CODE] = result.code
+    else:
+        request.session.pop(SESSION_FAKE_CODE, None)
+
+
+def wrong_code_text(exc: AuthenticationFailed) -> str:
+    """A wrong code that still works says how many tries are left; only a spent one (or none)
+    asks for a new code, as the service's message does."""
+    if exc.tries_left > 0:
+        left = exc.tries_left
+        return f"Wrong code. You can try {left} more time{'s' if left != 1 else ''}."
+    return exc.message
 
 
 @page
@@ -107,16 +121,25 @@ def code_submit(request):
             except RateLimited as exc:
                 form.add_error("confirmation_code", rate_limited_text(exc))
                 status = 429
+            except AuthenticationFailed as exc:
+                form.add_error("confirmation_code", wrong_code_text(exc))
             except ApplicationError as exc:
                 form.add_service_error(exc)
             else:
                 next_url = _safe_next(request, request.session.pop(SESSION_NEXT, None))
                 del request.session[SESSION_PHONE]
+                request.session.pop(SESSION_FAKE_CODE, None)
                 login(request, user, backend=SESSION_BACKEND)
                 messages.success(request, f"You are logged in as {user.phone}.")
                 return redirect(next_url or "profile")
     ttl_minutes = max(1, round(settings.OTP_TTL_S / 60))
-    context = {"form": form, "phone": phone, "resend_error": resend_error, "ttl_minutes": ttl_minutes}
+    context = {
+        "form": form,
+        "phone": phone,
+        "resend_error": resend_error,
+        "ttl_minutes": ttl_minutes,
+        "fake_code": request.session.get(SESSION_FAKE_CODE) if settings.OTP_FAKE_DELIVERY else None,
+    }
     return render(request, "accounts/code_submit.html", context, status=status)
 
 

@@ -113,7 +113,7 @@ def test_a_wrong_code_is_refused_next_to_the_field_and_kept(client):
     response = client.post("/submit/", {"confirmation_code": wrong})
     html = response.content.decode()
     assert response.status_code == 400
-    assert '<ul class="errorlist" id="id_confirmation_code_error"><li>Wrong or expired code.' in html
+    assert '<ul class="errorlist" id="id_confirmation_code_error"><li>Wrong code. You can try' in html
     assert f'value="{wrong}"' in html
     assert "_auth_user_id" not in client.session
 
@@ -255,3 +255,30 @@ def test_a_jwt_does_not_open_the_pages(client, user):
     response = client.get("/my_profile/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 302
     assert response.url.startswith("/?next=")
+
+
+def test_a_wrong_code_keeps_the_fake_delivery_banner_and_says_how_many_tries_are_left(client, settings):
+    code = shown_code(ask_code(client))
+    wrong = f"{(int(code) + 1) % 10_000:04d}"
+    response = client.post("/submit/", {"confirmation_code": wrong})
+    html = response.content.decode()
+    assert shown_code(response) == code
+    left = min(settings.OTP_MAX_ATTEMPTS, settings.OTP_MAX_ATTEMPTS_PER_IP) - 1
+    assert f"Wrong code. You can try {left} more times." in html
+    assert "Request a new one" not in html
+    # The code still works.
+    response = client.post("/submit/", {"confirmation_code": code}, follow=True)
+    assert response.redirect_chain == [("/my_profile/", 302)]
+
+
+def test_only_a_spent_code_asks_for_a_new_one(client, settings):
+    settings.OTP_MAX_ATTEMPTS_PER_IP = 2
+    code = shown_code(ask_code(client))
+    wrong = f"{(int(code) + 1) % 10_000:04d}"
+    first = client.post("/submit/", {"confirmation_code": wrong}).content.decode()
+    assert "Wrong code. You can try 1 more time." in first
+    last = client.post("/submit/", {"confirmation_code": wrong}).content.decode()
+    assert "Wrong or expired code. Request a new one." in last
+    assert "You can try" not in last
+    spent = client.post("/submit/", {"confirmation_code": code}).content.decode()
+    assert "Too many wrong tries. Request a new code." in spent

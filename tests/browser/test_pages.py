@@ -143,7 +143,8 @@ def test_the_error_paths_show_clear_messages_next_to_the_field(browsing, shot):
     wrong = f"{(int(code) + 1) % 10_000:04d}"
     page.get_by_label("Confirmation code").fill(wrong)
     page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#id_confirmation_code_error")).to_have_text("Wrong or expired code. Request a new one.")
+    expect(page.locator("#id_confirmation_code_error")).to_have_text("Wrong code. You can try 4 more times.")
+    expect(page.locator(".otp-code")).to_contain_text(code)
     expect(page.get_by_label("Confirmation code")).to_have_value(wrong)
     check_page(page)
     shot(page, "11-wrong-code")
