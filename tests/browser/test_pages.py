@@ -184,3 +184,24 @@ def test_the_keyboard_reaches_everything_in_reading_order(browsing):
         page.keyboard.press("Tab")
         visited.append(page.evaluate("document.activeElement.textContent.trim() || document.activeElement.name"))
     assert visited == ["Skip to content", "Referrals", "Log in", "phone", "Send me a code"]
+
+
+def test_no_page_asks_anything_from_outside_the_service(browsing, live_server):
+    context = browsing.person()
+    page = browsing.page(context)
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    log_in(page, "+7 999 222 33 44")
+    for path in ("/my_profile/", "/logout/", "/swagger/", "/admin/login/"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    page.goto("/redoc/")
+    # Redoc's "API docs by Redocly" badge: its image comes from the service (project/docs.py).
+    logo = page.locator("img[alt='redocly logo']")
+    expect(logo).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.querySelector(\"img[alt='redocly logo']\").naturalWidth") > 0
+    assert logo.get_attribute("src") == "/static/img/redoc-logo.svg"
+    outside = [url for url in asked if not url.startswith((live_server.url, "data:", "blob:"))]
+    assert outside == []
+    assert any(url.endswith("/static/img/redoc-logo.svg") for url in asked)
