@@ -113,7 +113,7 @@ schema-check: venv ## fail when schema.yaml differs from the code
 	DEBUG=1 $(MANAGE) spectacular --file .schema.check.yaml --validate --fail-on-warn
 	diff -u schema.yaml .schema.check.yaml && rm -f .schema.check.yaml
 
-# Benchmark, not a test (README, "Performance"): its own database (referrals_bench), Redis db 7,
+# Benchmark, not a test (README, "Performance"; docs/performance.md): its own database (referrals_bench), Redis db 7,
 # ports 15500-15501. Installs wrk (Debian) when it is missing.
 bench: venv ## the benchmark (about 6 min; not a test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

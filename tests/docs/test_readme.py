@@ -40,3 +40,16 @@ def test_the_readme_walkthrough_works_as_pasted(live_server):
     assert '"my_inviter":null' in out[2]
     assert re.search(r'"my_inviter":"\+7999222\d{4}"', out[3]), out[3]
     assert out[-1] == "205"
+
+
+def test_the_readme_keeps_the_latest_benchmark_table_and_leaves_the_history_to_docs():
+    text = README.read_text()
+    performance = text[text.index("## Performance") :]
+    performance = performance[: performance.find("\n## ", 1) if "\n## " in performance[1:] else None]
+    assert "make bench" in performance
+    assert "| endpoint | req/s |" in performance
+    assert "[docs/performance.md](docs/performance.md)" in performance
+    assert len(performance) < 4000, "the benchmark history belongs in docs/performance.md"
+    history = (README.parent / "docs" / "performance.md").read_text()
+    assert "Optimisations made with it" in history
+    assert "| endpoint | req/s |" in history
