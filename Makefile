@@ -8,7 +8,7 @@ PY := $(BIN)/python
 MANAGE := $(PY) manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench
+.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench postman newman
 
 help: ## this list
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:[^=]*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -112,6 +112,22 @@ schema: venv ## regenerate schema.yaml
 schema-check: venv ## fail when schema.yaml differs from the code
 	DEBUG=1 $(MANAGE) spectacular --file .schema.check.yaml --validate --fail-on-warn
 	diff -u schema.yaml .schema.check.yaml && rm -f .schema.check.yaml
+
+# The Postman collection and environment (docs/postman/) from schema.yaml: openapi-to-postmanv2 and
+# newman from npm, pinned in docs/postman/package.json and package-lock.json (node and npm: Debian's).
+docs/postman/node_modules/.installed: docs/postman/package.json docs/postman/package-lock.json
+	@command -v npm >/dev/null || { echo "make postman needs node and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --prefix docs/postman --no-audit --no-fund --loglevel=error
+	touch $@
+
+postman: schema docs/postman/node_modules/.installed ## docs/postman/: the Postman collection from schema.yaml
+	node docs/postman/build.js
+
+# The collection's walkthrough with newman against a running server (make run; BASE_URL to change).
+BASE_URL ?= http://127.0.0.1:$(PORT)
+newman: docs/postman/node_modules/.installed ## run the Postman walkthrough against make run (BASE_URL=)
+	docs/postman/node_modules/.bin/newman run docs/postman/collection.json -e docs/postman/environment.json \
+	  --env-var baseUrl=$(BASE_URL) --folder Walkthrough
 
 # Benchmark, not a test (README, "Performance"; docs/performance.md): its own database (referrals_bench), Redis db 7,
 # ports 15500-15501. Installs wrk (Debian) when it is missing.
