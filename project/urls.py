@@ -29,6 +29,8 @@ urlpatterns = [
     path("ready/", health.ready, name="ready"),
     # The HTML pages (session login): /, /submit/, /my_profile/, /logout/.
     path("", include(accounts_pages + referrals_pages)),
+    # The pages' language switch: Django's set_language (POST), kept in the django_language cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 # JSON 404s and Django's own 400s (413 for a body over the limit) under /api/ (project/exceptions.py).

@@ -7,12 +7,14 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from accounts.phones import phone_display
 from accounts.views import SESSION_PHONE
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 PHONE = "+79991234567"
+SHOWN = "+7 999 123-45-67"  # how the pages write it (phone_display)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +53,7 @@ def test_it_sends_a_code_for_a_national_spelling_and_shows_it_in_fake_mode(clien
     response = ask_code(client, "8 (999) 123-45-67")
     assert response.redirect_chain == [("/submit/", 302)]
     assert client.session[SESSION_PHONE] == PHONE
-    assert f"We have sent a code to {PHONE}." in response.content.decode()
+    assert f"We have sent a code to {SHOWN}." in response.content.decode()
     assert re.fullmatch(r"\d{4}", shown_code(response))
     assert 'name="confirmation_code"' in response.content.decode()
 
@@ -59,7 +61,7 @@ def test_it_sends_a_code_for_a_national_spelling_and_shows_it_in_fake_mode(clien
 def test_it_does_not_show_the_code_when_fake_delivery_is_off(client, settings):
     settings.OTP_FAKE_DELIVERY = False
     response = ask_code(client)
-    assert f"We have sent a code to {PHONE}." in response.content.decode()
+    assert f"We have sent a code to {SHOWN}." in response.content.decode()
     assert "otp-code" not in response.content.decode()
 
 
@@ -101,7 +103,7 @@ def test_a_posted_code_without_a_phone_in_the_session_sends_you_home_too(client)
 def test_the_right_code_logs_in_and_opens_the_profile(client):
     response = log_in(client, "89991234567")
     assert response.redirect_chain == [("/my_profile/", 302)]
-    assert f"You are logged in as {PHONE}." in response.content.decode()
+    assert f"You are logged in as {SHOWN}." in response.content.decode()
     assert response.context["user"].phone == PHONE
     assert User.objects.filter(phone=PHONE).count() == 1
     assert SESSION_PHONE not in client.session
@@ -192,7 +194,7 @@ def test_a_next_to_another_site_is_ignored(client):
 def test_home_tells_a_logged_in_user_who_they_are_with_links(client, user):
     client.force_login(user)
     html = client.get("/").content.decode()
-    assert f'You are logged in as <strong class="phone">{user.phone}</strong>' in html
+    assert f'You are logged in as <strong class="phone">{phone_display(user.phone)}</strong>' in html
     assert 'href="/my_profile/"' in html
     assert 'href="/logout/"' in html
 
