@@ -11,7 +11,7 @@ PO_FILES := $(wildcard locale/*/LC_MESSAGES/django.po)
 MO_FILES := $(PO_FILES:.po=.mo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench postman newman messages
+.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench postman newman messages screenshots
 
 help: ## this list
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:[^=]*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -129,6 +129,11 @@ schema: venv ## regenerate schema.yaml
 schema-check: venv ## fail when schema.yaml differs from the code
 	DEBUG=1 $(MANAGE) spectacular --file .schema.check.yaml --validate --fail-on-warn
 	diff -u schema.yaml .schema.check.yaml && rm -f .schema.check.yaml
+
+# The README's screenshots (docs/screenshots/): the browser tests in Russian and English, at
+# desktop and phone sizes, on the database DATABASE_URL names (else the embedded server).
+screenshots: venv ## refresh docs/screenshots/ from the browser tests (ru and en, desktop and phone)
+	SCREENSHOTS_UPDATE=1 $(WITH_DB) --temporary -- $(BIN)/pytest -q tests/browser/test_languages.py
 
 # The Postman collection and environment (docs/postman/) from schema.yaml: openapi-to-postmanv2 and
 # newman from npm, pinned in docs/postman/package.json and package-lock.json (node and npm: Debian's).
