@@ -18,7 +18,7 @@ from project.web import page, request_ip
 from .authentication import PHONE_CODE_BACKEND
 from .forms import CodeForm, PhoneForm
 from .phones import phone_display
-from .services import code_request, code_verify
+from .services import code_request, code_tries_left, code_verify
 
 # The phone waiting for its code, and where to go after login (set by login_required's ?next=).
 SESSION_PHONE = "login_phone"
@@ -60,11 +60,11 @@ def _code_sent(request, result) -> None:
         request.session.pop(SESSION_FAKE_CODE, None)
 
 
-def wrong_code_text(exc: AuthenticationFailed) -> str:
+def wrong_code_text(exc: AuthenticationFailed, *, tries_left: int) -> str:
     """A wrong code that still works says how many tries are left; only a spent one (or none)
     asks for a new code, as the service's message does."""
-    if exc.tries_left > 0:
-        left = exc.tries_left
+    if tries_left > 0:
+        left = tries_left
         return ngettext(
             "Wrong code. You can try %(count)d more time.", "Wrong code. You can try %(count)d more times.", left
         ) % {"count": left}
@@ -130,7 +130,8 @@ def code_submit(request):
                 form.add_error("confirmation_code", rate_limited_text(exc))
                 status = 429
             except AuthenticationFailed as exc:
-                form.add_error("confirmation_code", wrong_code_text(exc))
+                left = code_tries_left(phone=phone, ip=request_ip(request))
+                form.add_error("confirmation_code", wrong_code_text(exc, tries_left=left))
             except ApplicationError as exc:
                 form.add_service_error(exc)
             else:

@@ -65,14 +65,9 @@ class RateLimited(ApplicationError):
 
 
 class AuthenticationFailed(ApplicationError):
-    """Wrong, expired, burned or used code: one answer for all, so nothing leaks. `tries_left`:
-    how many more tries the code takes from this address (0: it is spent; the login page says so)."""
+    """Wrong, expired, burned or used code: one answer for all, so nothing leaks."""
 
     status_code = 400
-
-    def __init__(self, message, *, field=None, reason=None, tries_left=0):
-        super().__init__(message, field=field, reason=reason)
-        self.tries_left = tries_left
 
 
 class NotAuthenticated(ApplicationError):
