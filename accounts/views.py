@@ -64,10 +64,9 @@ def wrong_code_text(exc: AuthenticationFailed, *, tries_left: int) -> str:
     """A wrong code that still works says how many tries are left; only a spent one (or none)
     asks for a new code, as the service's message does."""
     if tries_left > 0:
-        left = tries_left
         return ngettext(
-            "Wrong code. You can try %(count)d more time.", "Wrong code. You can try %(count)d more times.", left
-        ) % {"count": left}
+            "Wrong code. You can try %(count)d more time.", "Wrong code. You can try %(count)d more times.", tries_left
+        ) % {"count": tries_left}
     return exc.message
 
 
