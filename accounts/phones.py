@@ -2,7 +2,9 @@
 
 import functools
 
+import phonenumbers
 from django.conf import settings
+from django.utils.translation import gettext as _
 from phonenumber_field.phonenumber import to_python
 
 from project.exceptions import ApplicationError
@@ -18,12 +20,12 @@ def phone_normalize(raw, *, field="phone") -> str:
     (default region: PHONE_DEFAULT_REGION).
     """
     if not isinstance(raw, str) or not raw.strip():
-        raise ApplicationError("Enter a phone number.", field=field)
+        raise ApplicationError(_("Enter a phone number."), field=field)
     if len(raw) > PHONE_INPUT_MAX_LENGTH:
-        raise ApplicationError("Enter a valid phone number.", field=field)
+        raise ApplicationError(_("Enter a valid phone number."), field=field)
     e164 = _e164(raw.strip(), settings.PHONE_DEFAULT_REGION)
     if e164 is None:
-        raise ApplicationError("Enter a valid phone number, e.g. +79991234567.", field=field)
+        raise ApplicationError(_("Enter a valid phone number, e.g. +79991234567."), field=field)
     return e164
 
 
@@ -33,3 +35,16 @@ def _e164(raw: str, region: str) -> str | None:
     normalises it, then PhoneField.to_python again for every lookup and save."""
     number = to_python(raw, region=region)
     return number.as_e164 if number is not None and number.is_valid() else None
+
+
+@functools.lru_cache(maxsize=10_000)
+def phone_display(e164) -> str:
+    """An E.164 phone as people write it, "+7 999 123-45-67" (libphonenumber's INTERNATIONAL
+    format), for the pages and the admin; the API keeps E.164. Anything unparsable is shown as is."""
+    if not e164:
+        return e164 or ""
+    try:
+        number = phonenumbers.parse(str(e164), None)
+    except phonenumbers.NumberParseException:
+        return str(e164)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
