@@ -17,6 +17,15 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-compile -r /tmp/requirements.txt
 
+# --- the translations: locale/*.po compiled to .mo with gettext's msgfmt (as compilemessages does) ---
+FROM build AS messages
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gettext \
+    && rm -rf /var/lib/apt/lists/*
+COPY locale /locale
+RUN find /locale -name '*.po' -exec sh -c 'msgfmt --check-format -o "${1%.po}.mo" "$1"' _ {} \;
+
 # --- runtime: the virtualenv and the code, no compilers, a non-root user ---
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -29,6 +38,7 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 # The code belongs to root: the app user can read it, never change it.
 COPY . .
+COPY --from=messages /locale /app/locale
 # Static files are part of the image (whitenoise's manifest names them). The key only lets
 # settings load here (long and varied: with DEBUG off a weak key stops the start); it is never
 # used at run time.

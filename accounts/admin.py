@@ -6,6 +6,7 @@ from project.exceptions import ApplicationError
 
 from .guard import guard_allow_value
 from .models import CodeRefusal, GuardAllow, GuardBlock, GuardCounter, PasswordTries, PhoneCode
+from .phones import phone_display
 
 # The user page (with its inviter and referrals) is referrals.admin's: it edits through the
 # referral services, and accounts never imports referrals (the arrows run referrals -> accounts).
@@ -15,10 +16,14 @@ from .models import CodeRefusal, GuardAllow, GuardBlock, GuardCounter, PasswordT
 class PhoneCodeAdmin(admin.ModelAdmin):
     """Read-only: codes are hashes, useful only to see attempts and limits."""
 
-    list_display = ("phone", "created_at", "expires_at", "attempts", "consumed_at", "ip")
+    list_display = ("phone_shown", "created_at", "expires_at", "attempts", "consumed_at", "ip")
     search_fields = ("phone", "ip")
     readonly_fields = [f.name for f in PhoneCode._meta.fields]
     exclude = ("code_hash",)
+
+    @admin.display(description="phone", ordering="phone")
+    def phone_shown(self, obj):
+        return phone_display(obj.phone)
 
     def has_add_permission(self, request):
         return False

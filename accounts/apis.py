@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -47,7 +48,7 @@ class SignupApi(APIView):
     def post(self, request):
         data = api_input(self.InputSerializer, request)
         result = code_request(phone=data["phone"], ip=request_ip(request))
-        answer = {"phone": result.phone, "detail": "A confirmation code has been sent."}
+        answer = {"phone": result.phone, "detail": _("A confirmation code has been sent.")}
         if settings.OTP_FAKE_DELIVERY:
             answer["confirmation_code"] = result.code
         return Response(answer)
@@ -143,5 +144,5 @@ class LogoutApi(APIView):
                 raise TokenError("not yours")
             token.blacklist()
         except TokenError as exc:
-            raise ApplicationError("Token is invalid or expired.", field="refresh") from exc
+            raise ApplicationError(_("Token is invalid or expired."), field="refresh") from exc
         return Response(status=status.HTTP_205_RESET_CONTENT)

@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext as _
 
 from project.exceptions import ApplicationError
 
@@ -8,7 +9,7 @@ from .phones import PHONE_INPUT_MAX_LENGTH, phone_normalize
 
 def validate_e164(value):
     if not (isinstance(value, str) and value.startswith("+") and value[1:].isdigit() and len(value) <= 16):
-        raise ValidationError("Enter a valid phone number, e.g. +79991234567.", code="invalid_phone")
+        raise ValidationError(_("Enter a valid phone number, e.g. +79991234567."), code="invalid_phone")
 
 
 class PhoneField(models.CharField):

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.utils.translation import gettext_lazy as _
 
 from accounts.phones import PHONE_INPUT_MAX_LENGTH
 from project.exceptions import RateLimited
@@ -12,10 +13,10 @@ from .services import password_tries_clear, password_try_count
 
 class PhoneForm(PageForm):
     phone = forms.CharField(
-        label="Phone number",
+        label=_("Phone number"),
         max_length=PHONE_INPUT_MAX_LENGTH,
-        help_text="Any spelling works, e.g. +7 999 123-45-67 or 8 999 123 45 67.",
-        error_messages={"required": "Enter a phone number."},
+        help_text=_("Any spelling works, e.g. +7 999 123-45-67 or 8 999 123 45 67."),
+        error_messages={"required": _("Enter a phone number.")},
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"}),
     )
 
@@ -23,10 +24,10 @@ class PhoneForm(PageForm):
 class CodeForm(PageForm):
     # Length and digits are checked by code_verify, so the page says what the API says.
     confirmation_code = forms.CharField(
-        label="Confirmation code",
+        label=_("Confirmation code"),
         max_length=16,
-        help_text="The 4 digits we sent you.",
-        error_messages={"required": "Enter the 4-digit code."},
+        help_text=_("The 4 digits we sent you."),
+        error_messages={"required": _("Enter the 4-digit code.")},
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "size": 6}),
     )
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from notifications.services import ops_guard_alert
 from project.exceptions import ApplicationError, RateLimited, ServiceUnavailable
@@ -30,11 +32,12 @@ BUDGET_ALERT_SHARE = 0.8
 # Counter windows older than this are deleted by the watch.
 COUNTERS_KEPT = timedelta(days=2)
 
-COUNTRY_REFUSED = "We cannot send codes to this country."
-TYPE_REFUSED = "We cannot send codes to this kind of number."
-PREFIX_REFUSED = "Too many codes to numbers like this one. Try again later."
-BLOCK_REFUSED = "Codes to numbers like this one are paused. Try again later."
-BUDGET_REFUSED = "We cannot send more codes right now. Try again later."
+# The answers, in the request's language (locale/); the ops alerts below stay in English.
+COUNTRY_REFUSED = gettext_lazy("We cannot send codes to this country.")
+TYPE_REFUSED = gettext_lazy("We cannot send codes to this kind of number.")
+PREFIX_REFUSED = gettext_lazy("Too many codes to numbers like this one. Try again later.")
+BLOCK_REFUSED = gettext_lazy("Codes to numbers like this one are paused. Try again later.")
+BUDGET_REFUSED = gettext_lazy("We cannot send more codes right now. Try again later.")
 
 
 def phone_prefix(phone: str) -> str:
@@ -216,12 +219,12 @@ def guard_allow_value(*, kind: str, value: str) -> str:
     if kind == GuardAllow.Kind.PREFIX:
         digits = value.removeprefix("+")
         if not (digits.isascii() and digits.isdigit() and 1 <= len(digits) <= 15):
-            raise ApplicationError('Enter a prefix as "+" and digits, e.g. +7999123.', field="value")
+            raise ApplicationError(_('Enter a prefix as "+" and digits, e.g. +7999123.'), field="value")
         return "+" + digits
     if kind == GuardAllow.Kind.COUNTRY:
         if not (len(value) == 2 and value.isascii() and value.isalpha()):
-            raise ApplicationError("Enter a two-letter country code, e.g. RU.", field="value")
+            raise ApplicationError(_("Enter a two-letter country code, e.g. RU."), field="value")
         return value.upper()
     if not value:
-        raise ApplicationError("Enter an address.", field="value")
+        raise ApplicationError(_("Enter an address."), field="value")
     return value

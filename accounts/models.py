@@ -5,7 +5,7 @@ from django.db.models.functions import Length, Lower
 from django.db.models.lookups import Exact
 
 from .fields import PhoneField
-from .phones import phone_normalize
+from .phones import phone_display, phone_normalize
 from .ref_codes import REF_CODE_LENGTH, ref_code_generate
 
 
@@ -77,7 +77,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
 
     def __str__(self):
-        return self.phone
+        # As people write it (+7 999 123-45-67): the admin shows users by this; E.164 stays in `phone`.
+        return phone_display(self.phone)
 
 
 class PhoneCode(models.Model):

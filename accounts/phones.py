@@ -4,6 +4,7 @@ import functools
 
 import phonenumbers
 from django.conf import settings
+from django.utils.translation import gettext as _
 from phonenumber_field.phonenumber import to_python
 
 from project.exceptions import ApplicationError
@@ -19,12 +20,12 @@ def phone_normalize(raw, *, field="phone") -> str:
     (default region: PHONE_DEFAULT_REGION).
     """
     if not isinstance(raw, str) or not raw.strip():
-        raise ApplicationError("Enter a phone number.", field=field)
+        raise ApplicationError(_("Enter a phone number."), field=field)
     if len(raw) > PHONE_INPUT_MAX_LENGTH:
-        raise ApplicationError("Enter a valid phone number.", field=field)
+        raise ApplicationError(_("Enter a valid phone number."), field=field)
     e164 = _e164(raw.strip(), settings.PHONE_DEFAULT_REGION)
     if e164 is None:
-        raise ApplicationError("Enter a valid phone number, e.g. +79991234567.", field=field)
+        raise ApplicationError(_("Enter a valid phone number, e.g. +79991234567."), field=field)
     return e164
 
 
@@ -45,3 +46,15 @@ def phone_kind(e164: str) -> tuple[str, str]:
     kind = phonenumbers.number_type(number)
     names = {value: name for name, value in settings.NUMBER_TYPE_NAMES.items()}
     return phonenumbers.region_code_for_number(number) or "", names.get(kind, "unknown")
+
+
+def phone_display(e164) -> str:
+    """An E.164 phone as people write it, "+7 999 123-45-67" (libphonenumber's INTERNATIONAL
+    format), for the pages and the admin; the API keeps E.164. Anything unparsable is shown as is."""
+    if not e164:
+        return e164 or ""
+    try:
+        number = phonenumbers.parse(str(e164), None)
+    except phonenumbers.NumberParseException:
+        return str(e164)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -95,19 +97,22 @@ def _send_refusal(*, phone: str, ip: str) -> tuple[RateLimited | None, object]:
     cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S)
     if ours and ours[0] > now - cooldown:
         wait = (ours[0] + cooldown - now).total_seconds()
-        refusals.append((f"A code was just sent. Request a new one in {int(wait) + 1} s.", wait, "cooldown"))
+        text = _("A code was just sent. Request a new one in %(seconds)d s.") % {"seconds": int(wait) + 1}
+        refusals.append((text, wait, "cooldown"))
     if len(ours) >= per_pair:
-        refusals.append(
-            ("Too many codes for this phone from this address.", _hour_left(ours[per_pair - 1], now), "phone_ip_hourly")
-        )
+        text = _("Too many codes for this phone from this address. Try again later.")
+        refusals.append((text, _hour_left(ours[per_pair - 1], now), "phone_ip_hourly"))
     if len(recent) >= per_phone:
-        refusals.append(("Too many codes for this phone.", _hour_left(recent[-1], now), "phone_hourly"))
+        refusals.append(
+            (_("Too many codes for this phone. Try again later."), _hour_left(recent[-1], now), "phone_hourly")
+        )
     if capped_at is not None:
-        refusals.append(("Too many codes from this address.", _hour_left(capped_at, now), "ip_hourly"))
+        refusals.append(
+            (_("Too many codes from this address. Try again later."), _hour_left(capped_at, now), "ip_hourly")
+        )
     if not refusals:
         return None, now
-    message, wait, reason = max(refusals, key=lambda refusal: refusal[1])
-    text = message if message.endswith(" s.") else f"{message} Try again later."
+    text, wait, reason = max(refusals, key=lambda refusal: refusal[1])
     return RateLimited(text, retry_after=wait, reason=reason), now
 
 
@@ -148,7 +153,13 @@ def _code_issue(*, phone: str, ip: str | None, key: str, attempt: dict) -> CodeR
     country = attempt["country"] = guard_number_check(phone=phone)
     prefix = attempt["prefix"] = phone_prefix(phone)
     code = f"{secrets.randbelow(10_000):04d}"
-    body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
+    # The text of the SMS / e-mail, in the language of the request that asks for it (active now).
+    minutes = settings.OTP_TTL_S // 60
+    body = ngettext(
+        "Your login code: %(code)s. It is valid for %(minutes)d minute.",
+        "Your login code: %(code)s. It is valid for %(minutes)d minutes.",
+        minutes,
+    ) % {"code": code, "minutes": minutes}
     with transaction.atomic():
         # The clock is read under the locks: a request that waited must see the codes issued
         # while it waited as past, not future (else the cooldown and windows are off).
@@ -192,7 +203,7 @@ def _test_code_issue(*, phone: str, code: str, ip: str | None, key: str) -> Code
 
 def _code_check_format(code) -> str:
     if not isinstance(code, str) or len(code) != 4 or not code.isascii() or not code.isdigit():
-        raise ApplicationError("Enter the 4-digit code.", field="confirmation_code")
+        raise ApplicationError(_("Enter the 4-digit code."), field="confirmation_code")
     return code
 
 
@@ -266,13 +277,29 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
         return user
     if capped_at is not None:
         raise RateLimited(
-            "Too many wrong codes from this address. Try again later.",
+            _("Too many wrong codes from this address. Try again later."),
             retry_after=_hour_left(capped_at, now),
             reason="tries_ip_hourly",
         )
     if right is None and _code_exhausted(phone=phone, key=key, now=now):
-        raise AuthenticationFailed("Too many wrong tries. Request a new code.", field="confirmation_code")
-    raise AuthenticationFailed("Wrong or expired code. Request a new one.", field="confirmation_code")
+        raise AuthenticationFailed(_("Too many wrong tries. Request a new code."), field="confirmation_code")
+    raise AuthenticationFailed(_("Wrong or expired code. Request a new one."), field="confirmation_code")
+
+
+def code_tries_left(*, phone: str, ip: str | None) -> int:
+    """How many more tries the latest code sent to `phone` takes from the client address `ip`:
+    0 when it is used, expired or out of tries (then only a new code helps). The login page asks
+    after a wrong try (the API's answer is one for every wrong, expired or spent code)."""
+    key = ip_key(ip)
+    latest = (
+        PhoneCode.objects.filter(phone=phone_normalize(phone))
+        .annotate(ours=Count("wrong_tries", filter=Q(wrong_tries__ip_key=key)))
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None or latest.consumed_at is not None or latest.expires_at <= timezone.now():
+        return 0
+    return max(0, min(settings.OTP_MAX_ATTEMPTS - latest.attempts, settings.OTP_MAX_ATTEMPTS_PER_IP - latest.ours))
 
 
 def _code_exhausted(*, phone: str, key: str, now) -> bool:
@@ -297,7 +324,7 @@ def user_get_or_create(*, phone: str) -> User:
     user = User.objects.filter(phone=phone).first()
     if user is not None:
         if not user.is_active:
-            raise ApplicationError("This account is disabled.", field="phone")
+            raise ApplicationError(_("This account is disabled."), field="phone")
         return user
     try:
         with transaction.atomic():
@@ -316,7 +343,7 @@ def phone_check_available(*, phone, user_id: int | None = None) -> str:
     return phone
 
 
-PHONE_TAKEN = "Another user has this phone number."
+PHONE_TAKEN = gettext_lazy("Another user has this phone number.")
 
 
 def user_update(*, user: User, **changes) -> User:
@@ -345,15 +372,15 @@ def user_lock(*, user_id: int) -> User:
     half-done write (issue 24.1)."""
     user = User.objects.select_for_update().filter(pk=user_id).first()
     if user is None:
-        raise NotFound("No such user.")
+        raise NotFound(_("No such user."))
     return user
 
 
 # --- who may change whom (the admin API and the Django admin) ---------------------------------
 
 STAFF_FLAGS = ("is_active", "is_staff", "is_superuser")
-ONLY_A_SUPERUSER = "Only a superuser may change, deactivate or delete a staff or superuser account."
-OWN_FLAGS = "Nobody changes their own is_active, is_staff or is_superuser."
+ONLY_A_SUPERUSER = gettext_lazy("Only a superuser may change, deactivate or delete a staff or superuser account.")
+OWN_FLAGS = gettext_lazy("Nobody changes their own is_active, is_staff or is_superuser.")
 
 
 def staff_rule_check(*, actor: User, user: User, changes=()) -> None:
@@ -381,8 +408,8 @@ def staff_rule_allows(*, actor: User, user: User) -> bool:
 
 # --- refresh tokens --------------------------------------------------------------------------
 
-REFRESH_INVALID = "Token is invalid or expired."
-REFRESH_USED = "This refresh token has already been used."
+REFRESH_INVALID = gettext_lazy("Token is invalid or expired.")
+REFRESH_USED = gettext_lazy("This refresh token has already been used.")
 
 
 def refresh_rotate(*, refresh: str) -> RefreshToken:
@@ -453,16 +480,19 @@ def password_try_count(*, phone, ip: str | None) -> None:
             full_since = _password_try(scope=scope, key=key, cap=cap, now=now, window=window)
             if full_since is not None:
                 wait = (full_since + window - now).total_seconds()
-                whose = "for this account" if scope == PasswordTries.ACCOUNT else "from this address"
+                if scope == PasswordTries.ACCOUNT:
+                    text = _("Too many password tries for this account. Try again in %(minutes)d min.")
+                else:
+                    text = _("Too many password tries from this address. Try again in %(minutes)d min.")
                 minutes = max(1, round(wait / 60))
-                raise RateLimited(f"Too many password tries {whose}. Try again in {minutes} min.", retry_after=wait)
+                raise RateLimited(text % {"minutes": minutes}, retry_after=wait)
 
 
 def _password_try(*, scope: str, key: str, cap: int, now, window):
     """Count one try of the key: None when counted, else the start of its full window."""
     expired = Q(window_start__lte=now - window)
     rows = PasswordTries.objects.filter(scope=scope, key=key)
-    for _ in range(3):
+    for _attempt in range(3):
         counted = rows.filter(expired | Q(tries__lt=cap)).update(
             tries=Case(When(expired, then=Value(1)), default=F("tries") + 1),
             window_start=Case(When(expired, then=Value(now)), default=F("window_start")),

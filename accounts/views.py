@@ -9,17 +9,23 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from project.exceptions import ApplicationError, RateLimited
+from project.exceptions import ApplicationError, AuthenticationFailed, RateLimited
 from project.web import page, request_ip
 
 from .authentication import PHONE_CODE_BACKEND
 from .forms import CodeForm, PhoneForm
-from .services import code_request, code_verify
+from .phones import phone_display
+from .services import code_request, code_tries_left, code_verify
 
 # The phone waiting for its code, and where to go after login (set by login_required's ?next=).
 SESSION_PHONE = "login_phone"
 SESSION_NEXT = "login_next"
+# Fake delivery only: the code shown on the code page, kept until login so that a wrong try's
+# page still shows it (a flash message would be gone by then).
+SESSION_FAKE_CODE = "login_fake_code"
 # Users log in by code, not password: the session names the code's own backend, which never
 # opens /admin/ (that needs the password backend; accounts.sites).
 SESSION_BACKEND = PHONE_CODE_BACKEND
@@ -30,8 +36,11 @@ def rate_limited_text(exc: RateLimited) -> str:
     if any(ch.isdigit() for ch in exc.message):
         return exc.message
     minutes, seconds = divmod(exc.retry_after, 60)
-    wait = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-    return f"{exc.message} Wait {wait}."
+    if minutes:
+        wait = _("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": seconds}
+    else:
+        wait = _("%(seconds)d s") % {"seconds": seconds}
+    return _("%(message)s Wait %(wait)s.") % {"message": exc.message, "wait": wait}
 
 
 def _safe_next(request, url) -> str | None:
@@ -44,9 +53,21 @@ def _safe_next(request, url) -> str | None:
 
 def _code_sent(request, result) -> None:
     request.session[SESSION_PHONE] = result.phone
-    messages.success(request, f"We have sent a code to {result.phone}.")
+    messages.success(request, _("We have sent a code to %(phone)s.") % {"phone": phone_display(result.phone)})
     if settings.OTP_FAKE_DELIVERY:
-        messages.info(request, f"Fake delivery is on, so here is your code: {result.code}", extra_tags="otp-code")
+        request.session[SESSION_FAKE_CODE] = result.code
+    else:
+        request.session.pop(SESSION_FAKE_CODE, None)
+
+
+def wrong_code_text(exc: AuthenticationFailed, *, tries_left: int) -> str:
+    """A wrong code that still works says how many tries are left; only a spent one (or none)
+    asks for a new code, as the service's message does."""
+    if tries_left > 0:
+        return ngettext(
+            "Wrong code. You can try %(count)d more time.", "Wrong code. You can try %(count)d more times.", tries_left
+        ) % {"count": tries_left}
+    return exc.message
 
 
 @page
@@ -81,7 +102,7 @@ def home(request):
 def code_submit(request):
     phone = request.session.get(SESSION_PHONE)
     if not phone:
-        messages.warning(request, "Enter your phone number first, then the code we send to it.")
+        messages.warning(request, _("Enter your phone number first, then the code we send to it."))
         return redirect("home")
     form = CodeForm()
     resend_error = None
@@ -107,16 +128,26 @@ def code_submit(request):
             except RateLimited as exc:
                 form.add_error("confirmation_code", rate_limited_text(exc))
                 status = 429
+            except AuthenticationFailed as exc:
+                left = code_tries_left(phone=phone, ip=request_ip(request))
+                form.add_error("confirmation_code", wrong_code_text(exc, tries_left=left))
             except ApplicationError as exc:
                 form.add_service_error(exc)
             else:
                 next_url = _safe_next(request, request.session.pop(SESSION_NEXT, None))
                 del request.session[SESSION_PHONE]
+                request.session.pop(SESSION_FAKE_CODE, None)
                 login(request, user, backend=SESSION_BACKEND)
-                messages.success(request, f"You are logged in as {user.phone}.")
+                messages.success(request, _("You are logged in as %(phone)s.") % {"phone": phone_display(user.phone)})
                 return redirect(next_url or "profile")
     ttl_minutes = max(1, round(settings.OTP_TTL_S / 60))
-    context = {"form": form, "phone": phone, "resend_error": resend_error, "ttl_minutes": ttl_minutes}
+    context = {
+        "form": form,
+        "phone": phone,
+        "resend_error": resend_error,
+        "ttl_minutes": ttl_minutes,
+        "fake_code": request.session.get(SESSION_FAKE_CODE) if settings.OTP_FAKE_DELIVERY else None,
+    }
     return render(request, "accounts/code_submit.html", context, status=status)
 
 
@@ -124,6 +155,6 @@ def code_submit(request):
 def logout_view(request):
     if request.method == "POST":
         logout(request)
-        messages.info(request, "You have logged out.")
+        messages.info(request, _("You have logged out."))
         return redirect("home")
     return render(request, "accounts/logout.html")

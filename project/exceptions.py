@@ -10,6 +10,7 @@ import math
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf_exceptions
@@ -30,6 +31,8 @@ class ApplicationError(Exception):
     status_code = 400
 
     def __init__(self, message, *, field=None, reason=None):
+        # Made text here, in the request's language (a lazy translation is resolved now).
+        message = str(message)
         super().__init__(message)
         self.message = message
         self.field = field
@@ -95,11 +98,11 @@ class NotFound(ApplicationError):
 # DATA_UPLOAD_MAX_NUMBER_FIELDS): the status and the message an API client gets for each.
 def _request_refusal(exc) -> tuple[int, str] | None:
     if isinstance(exc, RequestDataTooBig):
-        return 413, "The request body is too large."
+        return 413, _("The request body is too large.")
     if isinstance(exc, TooManyFieldsSent):
-        return 400, "Too many fields in the query string or the form."
+        return 400, _("Too many fields in the query string or the form.")
     if isinstance(exc, SuspiciousOperation):
-        return 400, "Bad request."
+        return 400, _("Bad request.")
     return None
 
 
@@ -117,7 +120,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc.__class__.__name__)
         return Response(
-            {"detail": "The service is briefly unavailable. Try again in a moment."},
+            {"detail": _("The service is briefly unavailable. Try again in a moment.")},
             status=503,
             headers={"Retry-After": str(DATABASE_UNAVAILABLE_RETRY_S)},
         )
@@ -136,7 +139,7 @@ def not_found(request, exception):
     """handler404: an API client gets DRF's JSON shape for a path that matches no route
     (e.g. /api/v1/all_profiles/abc/), browsers the HTML page."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return JsonResponse({"detail": _("Not found.")}, status=404)
     return page_not_found(request, exception)
 
 
@@ -144,7 +147,7 @@ def bad_request(request, exception):
     """handler400: Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, more fields than
     DATA_UPLOAD_MAX_NUMBER_FIELDS, a bad Host) as JSON under /api/; a body over the limit is a
     413 on the pages too."""
-    status, message = _request_refusal(exception) or (400, "Bad request.")
+    status, message = _request_refusal(exception) or (400, _("Bad request."))
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": message}, status=status)
     if status == 413:

@@ -1,5 +1,6 @@
 """The API's JSON parser: DRF's, with a body nested too deeply for Python's json a 400."""
 
+from django.utils.translation import gettext as _
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -13,4 +14,4 @@ class JSONParser(parsers.JSONParser):
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
-            raise ParseError("JSON parse error - the body is nested too deeply.") from exc
+            raise ParseError(_("JSON parse error - the body is nested too deeply.")) from exc

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 
@@ -7,7 +8,7 @@ class StrictCharField(serializers.CharField):
     Used for every text input of the API: {"phone": 79991234567} is a client bug, a 400.
     """
 
-    default_error_messages = {"invalid": "Must be a string."}
+    default_error_messages = {"invalid": gettext_lazy("Must be a string.")}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language of each answer: the set_language cookie (the pages' switch), else Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -97,7 +99,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
+            # {{ phone|phone_display }} on every page without a {% load %}.
+            "builtins": ["accounts.templatetags.phones"],
         },
     },
 ]
@@ -151,9 +156,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The pages, form errors, API messages and the login code's SMS / e-mail text come in Russian or
+# English: the language switch's cookie, else the request's Accept-Language, else LANGUAGE_CODE.
+# The default stays English so that API clients that send no Accept-Language get the messages they
+# always got; browsers send one, so Russian browsers get Russian. Catalogue: locale/ (make messages).
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"LANGUAGE_CODE must be one of {', '.join(dict(LANGUAGES))}, not {LANGUAGE_CODE!r}")
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
+# Times are stored and sent by the API in UTC (ISO 8601); the pages and the admin show them in
+# TIME_ZONE.
+TIME_ZONE = env.str("TIME_ZONE", default="Europe/Moscow")
 USE_TZ = True
 
 STATIC_URL = "/static/"
@@ -186,6 +201,8 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SECURE = HTTPS
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 # Health checks come from the load balancer over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$"]

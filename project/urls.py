@@ -7,7 +7,7 @@ from accounts.urls import urlpatterns as accounts_pages
 from referrals.urls import api_urlpatterns as referrals_api
 from referrals.urls import urlpatterns as referrals_pages
 
-from . import health
+from . import docs, health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,16 +15,22 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, so the CSP needs no inline script.
     path("swagger/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger"),
-    # Our template drops the Google Fonts links of drf-spectacular's: no CDN, works offline.
+    # Our template drops the Google Fonts links of drf-spectacular's and loads Redoc's bundle with
+    # its CDN logo replaced by ours (project/docs.py): no CDN, works offline.
     path(
         "redoc/",
         SpectacularRedocView.as_view(url_name="schema", template_name="referrals/redoc.html"),
         name="redoc",
     ),
+    path("redoc/redoc.standalone.js", docs.redoc_bundle, name="redoc-bundle"),
+    # Pages without an icon link of their own (the admin, Swagger UI, Redoc): browsers ask for this.
+    path("favicon.ico", docs.favicon),
     path("health/", health.health, name="health"),
     path("ready/", health.ready, name="ready"),
     # The HTML pages (session login): /, /submit/, /my_profile/, /logout/.
     path("", include(accounts_pages + referrals_pages)),
+    # The pages' language switch: Django's set_language (POST), kept in the django_language cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 # JSON 404s and Django's own 400s (413 for a body over the limit) under /api/ (project/exceptions.py).

@@ -7,6 +7,7 @@ from functools import wraps
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import inline_serializer
@@ -71,7 +72,7 @@ def validation_error_schema(name, *fields):
 def api_input(serializer_class, request):
     """Validate the body; anything that is not a JSON object is a 400 with a message."""
     if not isinstance(request.data, dict):
-        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
+        raise serializers.ValidationError({"non_field_errors": [_("Send a JSON object.")]})
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

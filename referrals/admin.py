@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 
 from accounts.models import User
+from accounts.phones import phone_display
 from accounts.services import phone_check_available, staff_rule_allows
 from project.exceptions import ApplicationError
 
@@ -90,7 +91,7 @@ class UserAdmin(BaseUserAdmin):
     form = UserEditForm
     add_form = UserCreateForm
     list_display = (
-        "phone",
+        "phone_shown",
         "ref_code",
         "inviter_phone",
         "referrals_count",
@@ -154,10 +155,15 @@ class UserAdmin(BaseUserAdmin):
             )
         )
 
+    # Phones as people write them (+7 999 123-45-67); search still takes any spelling's digits.
+    @admin.display(description="phone", ordering="phone")
+    def phone_shown(self, obj):
+        return phone_display(obj.phone)
+
     @admin.display(description="inviter", ordering="referral__inviter__phone")
     def inviter_phone(self, obj):
         link = getattr(obj, "referral", None) if hasattr(obj, "referral") else None
-        return link.inviter.phone if link else "-"
+        return phone_display(link.inviter.phone) if link else "-"
 
     @admin.display(description="referrals", ordering="referrals_total")
     def referrals_count(self, obj):

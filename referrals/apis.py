@@ -1,3 +1,7 @@
+from datetime import UTC
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -24,7 +28,7 @@ from .models import Referral
 class ReferralCodeField(StrictCharField):
     """A referral code as typed: a JSON string only (DRF's CharField would turn 5 into "5")."""
 
-    default_error_messages = {"invalid": 'Enter the referral code as a string, e.g. "abc234".'}
+    default_error_messages = {"invalid": gettext_lazy('Enter the referral code as a string, e.g. "abc234".')}
 
 
 class RefSerializer(serializers.Serializer):
@@ -38,7 +42,7 @@ class ProfileSerializer(serializers.Serializer):
     my_refs = RefSerializer(many=True, help_text="Everyone who entered this user's code, oldest first.")
     my_inviter = serializers.CharField(allow_null=True, help_text="The inviter's phone, or null.")
     my_ref_code = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField(default_timezone=UTC)
 
 
 class AdminProfileSerializer(ProfileSerializer):
@@ -69,7 +73,7 @@ class MyProfileApi(APIView):
     def _answer(self, request):
         profile = selectors.profile_get(user_id=self._user_id(request))
         if profile is None:  # deleted or disabled since the token was issued
-            raise NotAuthenticated("User not found or inactive.")
+            raise NotAuthenticated(_("User not found or inactive."))
         return Response([_public(profile)])
 
     @extend_schema(operation_id="my_profile_get", responses={200: ProfileSerializer(many=True), 401: ErrorSerializer})
@@ -90,7 +94,7 @@ class MyProfileApi(APIView):
         user_id = self._user_id(request)
         # Existence only: the whole profile (every referral) is read once, for the answer.
         if not user_is_active(user_id=user_id):
-            raise NotAuthenticated("User not found or inactive.")
+            raise NotAuthenticated(_("User not found or inactive."))
         services.inviter_set(user_id=user_id, code=data["my_inviter"])
         return self._answer(request)
 
@@ -115,7 +119,7 @@ class StaffModelPermission(BasePermission):
         perm = self.required.get(request.method)
         if perm is None or user.has_perm(perm):
             return True  # a method the view lacks gets its 405
-        self.message = f"You need the {perm} permission."
+        self.message = _("You need the %(permission)s permission.") % {"permission": perm}
         return False
 
 
@@ -176,7 +180,7 @@ class ProfileListApi(APIView):
         # DRF's paginator silently ignores a bad page_size; the documented contract says integer >= 1.
         page_size = request.query_params.get("page_size")
         if page_size is not None and not (page_size.isascii() and page_size.isdigit() and int(page_size) >= 1):
-            raise serializers.ValidationError({"page_size": ["Enter a whole number from 1."]})
+            raise serializers.ValidationError({"page_size": [_("Enter a whole number from 1.")]})
         search = request.query_params.get("search")
         rows = selectors.ProfileRows(selectors.profile_list_queryset(search=search))
         paginator = ProfilePagination()
@@ -201,7 +205,7 @@ class ProfileDetailApi(APIView):
         # One read: a user deleted since (a DELETE racing this request) is a 404, never an empty 200.
         profile = selectors.profile_get(user_id=pk, active_only=False)
         if profile is None:
-            raise NotFound("No such user.")
+            raise NotFound(_("No such user."))
         return Response(profile)
 
     @extend_schema(
@@ -248,7 +252,7 @@ class StaffWithPermission(BasePermission):
     """Active staff holding the view's `required_permission` (a Django model permission;
     superusers hold them all)."""
 
-    message = "You do not have the permission this needs."
+    message = gettext_lazy("You do not have the permission this needs.")
 
     def has_permission(self, request, view):
         user = request.user
@@ -259,7 +263,7 @@ def page_size_checked(request) -> None:
     """DRF's paginator silently ignores a bad page_size; the documented contract says integer >= 1."""
     page_size = request.query_params.get("page_size")
     if page_size is not None and not (page_size.isascii() and page_size.isdigit() and int(page_size) >= 1):
-        raise serializers.ValidationError({"page_size": ["Enter a whole number from 1."]})
+        raise serializers.ValidationError({"page_size": [_("Enter a whole number from 1.")]})
 
 
 class StatsSerializer(serializers.Serializer):
@@ -278,7 +282,7 @@ class MyStatsApi(APIView):
     def get(self, request):
         user_id = int(request.user.id)  # the token's claim (see MyProfileApi)
         if not user_is_active(user_id=user_id):
-            raise NotAuthenticated("User not found or inactive.")
+            raise NotAuthenticated(_("User not found or inactive."))
         return Response(selectors.user_stats(user_id=user_id))
 
 
@@ -311,7 +315,7 @@ class LeaderboardApi(APIView):
     def get(self, request):
         limit = request.query_params.get("limit", "10")
         if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 100):
-            raise serializers.ValidationError({"limit": ["Enter a whole number from 1 to 100."]})
+            raise serializers.ValidationError({"limit": [_("Enter a whole number from 1 to 100.")]})
         return Response(selectors.leaderboard(limit=int(limit)))
 
 
@@ -321,13 +325,13 @@ class ReferralSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     inviter = serializers.CharField(help_text="The inviter's phone.")
     invitee = serializers.CharField(help_text="The invitee's phone.")
-    created_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField(default_timezone=UTC)
     status = serializers.ChoiceField(choices=Referral.Status.choices)
     signals = serializers.ListField(
         child=serializers.ChoiceField(choices=Referral.Signal.choices), help_text="What fired when it was made."
     )
     decided_by = serializers.CharField(allow_null=True, help_text="The deciding staff member's phone; null: automatic.")
-    decided_at = serializers.DateTimeField(allow_null=True, help_text="Null while flagged.")
+    decided_at = serializers.DateTimeField(allow_null=True, default_timezone=UTC, help_text="Null while flagged.")
 
 
 class ReferralListApi(APIView):
@@ -369,7 +373,8 @@ class ReferralListApi(APIView):
         page_size_checked(request)
         status_ = request.query_params.get("status")
         if status_ is not None and status_ not in Referral.Status.values:
-            raise serializers.ValidationError({"status": [f"Use one of: {', '.join(Referral.Status.values)}."]})
+            choices = ", ".join(Referral.Status.values)
+            raise serializers.ValidationError({"status": [_("Use one of: %(choices)s.") % {"choices": choices}]})
         paginator = ProfilePagination()
         page = paginator.paginate_queryset(selectors.referral_list_queryset(status=status_), request, view=self)
         rows = ReferralSerializer(selectors.referrals_as_dicts(page), many=True).data

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import PhoneCode, User
 from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
@@ -34,10 +35,10 @@ SELECT 1 FROM chain WHERE id = %s LIMIT 1
 def ref_code_clean(code) -> str:
     """The canonical (lower-case) form of a typed code; ApplicationError if it cannot be one."""
     if not isinstance(code, str) or not code.strip():
-        raise ApplicationError("Enter your inviter's referral code.", field=FIELD)
+        raise ApplicationError(_("Enter your inviter's referral code."), field=FIELD)
     code = code.strip().lower()
     if len(code) != REF_CODE_LENGTH or any(ch not in REF_CODE_ALPHABET for ch in code):
-        raise ApplicationError("No user has this referral code.", field=FIELD)
+        raise ApplicationError(_("No user has this referral code."), field=FIELD)
     return code
 
 
@@ -65,14 +66,14 @@ def inviter_check(*, user_id: int, code, replace: bool = False) -> User:
     error next to the field; `inviter_set` runs it again under the lock."""
     code = ref_code_clean(code)
     if not replace and Referral.objects.filter(invitee_id=user_id).exists():
-        raise ApplicationError("You have already entered an inviter's code.", field=FIELD)
+        raise ApplicationError(_("You have already entered an inviter's code."), field=FIELD)
     inviter = User.objects.filter(ref_code=code).first()
     if inviter is None:
-        raise ApplicationError("No user has this referral code.", field=FIELD)
+        raise ApplicationError(_("No user has this referral code."), field=FIELD)
     if inviter.pk == user_id:
-        raise ApplicationError("You cannot enter your own referral code.", field=FIELD)
+        raise ApplicationError(_("You cannot enter your own referral code."), field=FIELD)
     if would_close_cycle(user_id=user_id, inviter_id=inviter.pk):
-        raise ApplicationError("This code belongs to someone you invited (directly or through others).", field=FIELD)
+        raise ApplicationError(_("This code belongs to someone you invited (directly or through others)."), field=FIELD)
     return inviter
 
 
@@ -110,7 +111,7 @@ def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
         # The inviter (or the user) was deleted meanwhile, or a writer bypassed the lock: the
         # constraints held. Name the rule that now fails, if one does.
         inviter_check(user_id=user_id, code=code, replace=replace)
-        raise ApplicationError("The inviter could not be saved. Please try again.", field=FIELD) from exc
+        raise ApplicationError(_("The inviter could not be saved. Please try again."), field=FIELD) from exc
     return inviter
 
 
@@ -200,7 +201,7 @@ def referrals_decide(*, referral_ids, status: str, staff: User) -> list[int]:
     flagged ones change, each once; the others are skipped. Records who and when, and sends
     the webhook events, in one transaction. Returns the ids decided."""
     if status not in (Referral.Status.APPROVED, Referral.Status.REJECTED):
-        raise ApplicationError("A decision is approved or rejected.", field="status")
+        raise ApplicationError(_("A decision is approved or rejected."), field="status")
     with transaction.atomic():
         # Row locks in id order: a concurrent decision waits, then finds the row decided.
         ids = list(
@@ -221,8 +222,10 @@ def referral_decide(*, referral_id: int, status: str, staff: User) -> None:
         return
     current = Referral.objects.filter(pk=referral_id).values_list("status", flat=True).first()
     if current is None:
-        raise NotFoundError("No such referral.")
-    raise ConflictError(f"Only a flagged referral can be approved or rejected; this one is {current}.")
+        raise NotFoundError(_("No such referral."))
+    raise ConflictError(
+        _("Only a flagged referral can be approved or rejected; this one is %(status)s.") % {"status": current}
+    )
 
 
 def inviter_clear(*, user_id: int) -> None:

@@ -4,7 +4,9 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
+from accounts.phones import phone_display
 from project.exceptions import ApplicationError
 from project.web import page
 
@@ -29,7 +31,9 @@ def my_profile(request):
             except ApplicationError as exc:
                 form.add_service_error(exc)
             else:
-                messages.success(request, f"Saved: you were invited by {inviter.phone}.")
+                messages.success(
+                    request, _("Saved: you were invited by %(phone)s.") % {"phone": phone_display(inviter.phone)}
+                )
                 return redirect("profile")
         status = 400
     stats = selectors.user_stats(user_id=request.user.id)

@@ -7,12 +7,14 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from accounts.phones import phone_display
 from accounts.views import SESSION_PHONE
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 PHONE = "+79991234567"
+SHOWN = "+7 999 123-45-67"  # how the pages write it (phone_display)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +53,7 @@ def test_it_sends_a_code_for_a_national_spelling_and_shows_it_in_fake_mode(clien
     response = ask_code(client, "8 (999) 123-45-67")
     assert response.redirect_chain == [("/submit/", 302)]
     assert client.session[SESSION_PHONE] == PHONE
-    assert f"We have sent a code to {PHONE}." in response.content.decode()
+    assert f"We have sent a code to {SHOWN}." in response.content.decode()
     assert re.fullmatch(r"\d{4}", shown_code(response))
     assert 'name="confirmation_code"' in response.content.decode()
 
@@ -59,7 +61,7 @@ def test_it_sends_a_code_for_a_national_spelling_and_shows_it_in_fake_mode(clien
 def test_it_does_not_show_the_code_when_fake_delivery_is_off(client, settings):
     settings.OTP_FAKE_DELIVERY = False
     response = ask_code(client)
-    assert f"We have sent a code to {PHONE}." in response.content.decode()
+    assert f"We have sent a code to {SHOWN}." in response.content.decode()
     assert "otp-code" not in response.content.decode()
 
 
@@ -101,7 +103,7 @@ def test_a_posted_code_without_a_phone_in_the_session_sends_you_home_too(client)
 def test_the_right_code_logs_in_and_opens_the_profile(client):
     response = log_in(client, "89991234567")
     assert response.redirect_chain == [("/my_profile/", 302)]
-    assert f"You are logged in as {PHONE}." in response.content.decode()
+    assert f"You are logged in as {SHOWN}." in response.content.decode()
     assert response.context["user"].phone == PHONE
     assert User.objects.filter(phone=PHONE).count() == 1
     assert SESSION_PHONE not in client.session
@@ -113,7 +115,7 @@ def test_a_wrong_code_is_refused_next_to_the_field_and_kept(client):
     response = client.post("/submit/", {"confirmation_code": wrong})
     html = response.content.decode()
     assert response.status_code == 400
-    assert '<ul class="errorlist" id="id_confirmation_code_error"><li>Wrong or expired code.' in html
+    assert '<ul class="errorlist" id="id_confirmation_code_error"><li>Wrong code. You can try' in html
     assert f'value="{wrong}"' in html
     assert "_auth_user_id" not in client.session
 
@@ -192,7 +194,7 @@ def test_a_next_to_another_site_is_ignored(client):
 def test_home_tells_a_logged_in_user_who_they_are_with_links(client, user):
     client.force_login(user)
     html = client.get("/").content.decode()
-    assert f'You are logged in as <strong class="phone">{user.phone}</strong>' in html
+    assert f'You are logged in as <strong class="phone">{phone_display(user.phone)}</strong>' in html
     assert 'href="/my_profile/"' in html
     assert 'href="/logout/"' in html
 
@@ -255,3 +257,30 @@ def test_a_jwt_does_not_open_the_pages(client, user):
     response = client.get("/my_profile/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 302
     assert response.url.startswith("/?next=")
+
+
+def test_a_wrong_code_keeps_the_fake_delivery_banner_and_says_how_many_tries_are_left(client, settings):
+    code = shown_code(ask_code(client))
+    wrong = f"{(int(code) + 1) % 10_000:04d}"
+    response = client.post("/submit/", {"confirmation_code": wrong})
+    html = response.content.decode()
+    assert shown_code(response) == code
+    left = min(settings.OTP_MAX_ATTEMPTS, settings.OTP_MAX_ATTEMPTS_PER_IP) - 1
+    assert f"Wrong code. You can try {left} more times." in html
+    assert "Request a new one" not in html
+    # The code still works.
+    response = client.post("/submit/", {"confirmation_code": code}, follow=True)
+    assert response.redirect_chain == [("/my_profile/", 302)]
+
+
+def test_only_a_spent_code_asks_for_a_new_one(client, settings):
+    settings.OTP_MAX_ATTEMPTS_PER_IP = 2
+    code = shown_code(ask_code(client))
+    wrong = f"{(int(code) + 1) % 10_000:04d}"
+    first = client.post("/submit/", {"confirmation_code": wrong}).content.decode()
+    assert "Wrong code. You can try 1 more time." in first
+    last = client.post("/submit/", {"confirmation_code": wrong}).content.decode()
+    assert "Wrong or expired code. Request a new one." in last
+    assert "You can try" not in last
+    spent = client.post("/submit/", {"confirmation_code": code}).content.decode()
+    assert "Too many wrong tries. Request a new code." in spent

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.hashers import make_password
 
 from accounts.models import User
+from accounts.phones import phone_display
 from referrals.models import Referral
 from referrals.services import inviter_set
 from tests.factories import UserFactory
@@ -54,12 +55,13 @@ def test_the_user_list_shows_phone_code_inviter_referral_count_joined_and_staff(
     for column in ("column-phone", "column-ref_code", "column-inviter_phone", "column-referrals_count"):
         assert column in html
     assert "column-created_at" in html and "column-is_staff" in html
-    assert inviter.ref_code in html and a.phone in html
+    # Phones as people write them (point 5 of issue 22); E.164 stays in the data.
+    assert inviter.ref_code in html and phone_display(a.phone) in html and a.phone not in html
     rows = {row.phone: row for row in page.context["cl"].result_list}
     assert rows[inviter.phone].referrals_total == 2
     assert rows[a.phone].referrals_total == 0
     admin = page.context["cl"].model_admin
-    assert admin.inviter_phone(rows[a.phone]) == inviter.phone
+    assert admin.inviter_phone(rows[a.phone]) == phone_display(inviter.phone)
     assert admin.inviter_phone(rows[inviter.phone]) == "-"
 
 
@@ -97,7 +99,7 @@ def test_the_user_page_shows_the_referrals_and_the_inviter_code(admin_client):
     assert page.status_code == 200
     html = page.content.decode()
     assert "people who entered this user" in html
-    assert invitee.phone in html
+    assert phone_display(invitee.phone) in html
     assert page.context["adminform"].form["inviter_code"].value() == inviter.ref_code
 
 

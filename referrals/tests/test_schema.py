@@ -43,8 +43,21 @@ def test_the_docs_pages_load_only_local_static_files(client, page):
     assets = re.findall(r"(?:src|href)\s*=\s*\"([^\"]+\.(?:js|css|png))\"", html)
     assert assets, "the page loads no script"
     for url in assets:
+        if url == "/redoc/redoc.standalone.js":  # Redoc's bundle with our logo (project/docs.py)
+            continue
         assert url.startswith(settings.STATIC_URL), url
         assert finders.find(url.removeprefix(settings.STATIC_URL)), f"{url} is not a static file"
+
+
+def test_redocs_bundle_shows_our_own_logo_not_the_cdns(client):
+    answer = client.get("/redoc/redoc.standalone.js")
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("text/javascript")
+    bundle = b"".join(answer.streaming_content) if answer.streaming else answer.content
+    assert b"cdn.redoc.ly" not in bundle
+    logo = f"{settings.STATIC_URL}img/redoc-logo.svg"
+    assert f'src:"{logo}"'.encode() in bundle
+    assert finders.find("img/redoc-logo.svg")
 
 
 def test_the_committed_schema_is_what_the_code_generates(tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from accounts.phones import phone_display
 from referrals.models import Referral
 from tests.factories import ReferralFactory, UserFactory
 
@@ -29,7 +30,7 @@ def test_it_shows_phone_own_code_and_the_inviter_form(client, me):
     response = client.get("/my_profile/")
     html = response.content.decode()
     assert response.status_code == 200
-    assert f'id="my-phone">{me.phone}<' in html
+    assert f'id="my-phone">{phone_display(me.phone)}<' in html
     assert f'<code id="my-ref-code">{me.ref_code}</code>' in html
     assert 'data-copy-target="my-ref-code"' in html
     assert "/static/js/copy.js" in html
@@ -45,8 +46,8 @@ def test_it_lists_the_people_who_used_my_code(client, me):
     refs = [ref["phone"] for ref in response.context["profile"]["my_refs"]]
     html = response.content.decode()
     assert refs == [first.phone, second.phone]
-    assert f'<li class="phone">{first.phone}</li>' in html
-    assert f'<li class="phone">{second.phone}</li>' in html
+    assert f'<li class="phone">{phone_display(first.phone)}</li>' in html
+    assert f'<li class="phone">{phone_display(second.phone)}</li>' in html
 
 
 def test_it_sets_the_inviter_from_a_code_typed_in_capitals(client, me):
@@ -54,8 +55,8 @@ def test_it_sets_the_inviter_from_a_code_typed_in_capitals(client, me):
     response = client.post("/my_profile/", {"my_inviter": f" {inviter.ref_code.upper()} "}, follow=True)
     html = response.content.decode()
     assert response.redirect_chain == [("/my_profile/", 302)]
-    assert f"Saved: you were invited by {inviter.phone}." in html
-    assert f'Invited by <strong class="phone">{inviter.phone}</strong>' in html
+    assert f"Saved: you were invited by {phone_display(inviter.phone)}." in html
+    assert f'Invited by <strong class="phone">{phone_display(inviter.phone)}</strong>' in html
     assert 'name="my_inviter"' not in html
     assert Referral.objects.get(invitee=me).inviter == inviter
 
@@ -67,7 +68,7 @@ def test_it_refuses_a_second_inviter(client, me):
     html = response.content.decode()
     assert response.status_code == 400
     assert "You have already entered an inviter&#x27;s code." in html
-    assert f'Invited by <strong class="phone">{first.phone}</strong>' in html
+    assert f'Invited by <strong class="phone">{phone_display(first.phone)}</strong>' in html
     assert Referral.objects.get(invitee=me).inviter == first
 
 

@@ -12,7 +12,7 @@
     button.addEventListener("click", function () {
       navigator.clipboard.writeText(target.textContent.trim()).then(
         function () {
-          status.textContent = "Copied to the clipboard.";
+          status.textContent = button.dataset.copied; // in the page's language (data-copied)
         },
         function () {
           // Permission refused: select the code so that Ctrl+C / long press works.
@@ -20,7 +20,7 @@
           range.selectNodeContents(target);
           window.getSelection().removeAllRanges();
           window.getSelection().addRange(range);
-          status.textContent = "Could not copy: the code is selected, copy it by hand.";
+          status.textContent = button.dataset.copyFailed;
         }
       );
     });

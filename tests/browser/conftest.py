@@ -1,6 +1,7 @@
 """Playwright on Debian's chromium (never `playwright install`) against pytest-django's live_server.
 
-Screenshots go to test-artifacts/screenshots/ (CI keeps that folder as an artifact).
+Screenshots go to test-artifacts/screenshots/ (CI keeps that folder as an artifact); with
+SCREENSHOTS_UPDATE=1 (`make screenshots`) the README's ones are written to docs/screenshots/ too.
 """
 
 import os
@@ -11,6 +12,7 @@ import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -61,8 +63,9 @@ class Browsing:
         self.contexts = []
         self.problems = []
 
-    def person(self, viewport=DESKTOP):
-        context = self.browser.new_context(base_url=self.base_url, viewport=viewport)
+    def person(self, viewport=DESKTOP, locale="en-US"):
+        # `locale` is the browser's language: its Accept-Language header.
+        context = self.browser.new_context(base_url=self.base_url, viewport=viewport, locale=locale)
         context.set_default_timeout(10_000)
         self.contexts.append(context)
         return context
@@ -90,12 +93,16 @@ def browsing(browser, live_server):
 
 @pytest.fixture
 def shot():
-    """shot(page, "name") saves test-artifacts/screenshots/name.png (full page)."""
+    """shot(page, "name") saves test-artifacts/screenshots/name.png (full page); docs=True marks
+    one the README shows (docs/screenshots/, written with SCREENSHOTS_UPDATE=1)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def save(page, name):
+    def save(page, name, docs=False):
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if docs and os.environ.get("SCREENSHOTS_UPDATE") == "1":
+            DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            (DOCS_SCREENSHOTS / path.name).write_bytes(path.read_bytes())
         return path
 
     return save

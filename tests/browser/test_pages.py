@@ -30,9 +30,9 @@ CONTRAST_JS = """() => {
 }"""
 
 
-def check_page(page):
+def check_page(page, lang="en"):
     """What every page must be: lang set, inputs labelled, readable contrast, no sideways scroll."""
-    assert page.get_attribute("html", "lang") == "en"
+    assert page.get_attribute("html", "lang") == lang
     for field in page.locator("input:not([type=hidden])").all():
         assert page.locator(f"label[for='{field.get_attribute('id')}']").count() == 1
     assert page.evaluate(CONTRAST_JS) == []
@@ -61,14 +61,14 @@ def test_the_whole_flow_from_phone_to_referral_and_logout(browsing, shot):
     check_page(inviter)
     shot(inviter, "01-home")
     code = request_code(inviter, "8 (999) 111-22-33")
-    expect(inviter.locator(".message--success")).to_have_text("We have sent a code to +79991112233.")
+    expect(inviter.locator(".message--success")).to_have_text("We have sent a code to +7 999 111-22-33.")
     check_page(inviter)
     shot(inviter, "02-code-form")
     inviter.get_by_label("Confirmation code").fill(code)
     inviter.get_by_role("button", name="Log in").click()
     expect(inviter).to_have_url(re.compile(r"/my_profile/$"))
-    expect(inviter.locator("#my-phone")).to_have_text("+79991112233")
-    expect(inviter.get_by_role("navigation", name="Account")).to_contain_text("+79991112233")
+    expect(inviter.locator("#my-phone")).to_have_text("+7 999 111-22-33")
+    expect(inviter.get_by_role("navigation", name="Account")).to_contain_text("+7 999 111-22-33")
     expect(inviter.locator("#my-refs-empty")).to_be_visible()
     check_page(inviter)
     inviter_code = inviter.locator("#my-ref-code").inner_text()
@@ -83,8 +83,8 @@ def test_the_whole_flow_from_phone_to_referral_and_logout(browsing, shot):
     shot(invitee, "03-profile-phone-screen")
     invitee.get_by_label("Your inviter's referral code").fill(inviter_code.upper())
     invitee.get_by_role("button", name="Save inviter").click()
-    expect(invitee.locator(".message--success")).to_have_text("Saved: you were invited by +79991112233.")
-    expect(invitee.locator("#my-inviter")).to_have_text("Invited by +79991112233")
+    expect(invitee.locator(".message--success")).to_have_text("Saved: you were invited by +7 999 111-22-33.")
+    expect(invitee.locator("#my-inviter")).to_have_text("Invited by +7 999 111-22-33")
     expect(invitee.get_by_label("Your inviter's referral code")).to_have_count(0)
     check_page(invitee)
     shot(invitee, "04-profile-invited")
@@ -93,12 +93,12 @@ def test_the_whole_flow_from_phone_to_referral_and_logout(browsing, shot):
     stale_tab.get_by_label("Your inviter's referral code").fill(inviter_code)
     stale_tab.get_by_role("button", name="Save inviter").click()
     expect(stale_tab.get_by_role("alert")).to_have_text("You have already entered an inviter's code.")
-    expect(stale_tab.locator("#my-inviter")).to_have_text("Invited by +79991112233")
+    expect(stale_tab.locator("#my-inviter")).to_have_text("Invited by +7 999 111-22-33")
     shot(stale_tab, "05-inviter-refused-second-time")
 
     # The referral appears on the inviter's page.
     inviter.reload()
-    expect(inviter.locator("#my-refs li")).to_have_text(["+79994445566"])
+    expect(inviter.locator("#my-refs li")).to_have_text(["+7 999 444-55-66"])
     check_page(inviter)
     shot(inviter, "06-profile-with-referral")
 
@@ -143,7 +143,8 @@ def test_the_error_paths_show_clear_messages_next_to_the_field(browsing, shot):
     wrong = f"{(int(code) + 1) % 10_000:04d}"
     page.get_by_label("Confirmation code").fill(wrong)
     page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#id_confirmation_code_error")).to_have_text("Wrong or expired code. Request a new one.")
+    expect(page.locator("#id_confirmation_code_error")).to_have_text("Wrong code. You can try 4 more times.")
+    expect(page.locator(".otp-code")).to_contain_text(code)
     expect(page.get_by_label("Confirmation code")).to_have_value(wrong)
     check_page(page)
     shot(page, "11-wrong-code")
@@ -183,3 +184,24 @@ def test_the_keyboard_reaches_everything_in_reading_order(browsing):
         page.keyboard.press("Tab")
         visited.append(page.evaluate("document.activeElement.textContent.trim() || document.activeElement.name"))
     assert visited == ["Skip to content", "Referrals", "Log in", "phone", "Send me a code"]
+
+
+def test_no_page_asks_anything_from_outside_the_service(browsing, live_server):
+    context = browsing.person()
+    page = browsing.page(context)
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    log_in(page, "+7 999 222 33 44")
+    for path in ("/my_profile/", "/logout/", "/swagger/", "/admin/login/"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    page.goto("/redoc/")
+    # Redoc's "API docs by Redocly" badge: its image comes from the service (project/docs.py).
+    logo = page.locator("img[alt='redocly logo']")
+    expect(logo).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.querySelector(\"img[alt='redocly logo']\").naturalWidth") > 0
+    assert logo.get_attribute("src") == "/static/img/redoc-logo.svg"
+    outside = [url for url in asked if not url.startswith((live_server.url, "data:", "blob:"))]
+    assert outside == []
+    assert any(url.endswith("/static/img/redoc-logo.svg") for url in asked)
