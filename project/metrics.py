@@ -28,6 +28,12 @@ from .web import request_ip
 
 # --- what the services count -------------------------------------------------------------------
 
+# Each process opens its files when a metric is made (here): the folder must exist by then.
+# gunicorn's config empties the web's at start (deploy/gunicorn.conf.py); a Celery worker's files
+# are named by pid and reused by a later process with that pid, counting on.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 REQUEST_SECONDS = Histogram(
     "http_request_duration_seconds",
     "Requests by view, method and status: time from the first middleware in to the answer out.",
@@ -185,28 +191,27 @@ def metrics_dirs() -> list[str]:
     return [path for path in dirs if path]
 
 
+class FoldersCollector:
+    """MultiProcessCollector over several folders: one family per metric, the files of every
+    folder added up (one MultiProcessCollector per folder would repeat each family)."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def collect(self):
+        files = [name for path in self.paths for name in sorted(glob.glob(os.path.join(path, "*.db")))]
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
 def metrics_text() -> bytes:
     """Everything /metrics answers, in Prometheus' text format."""
     dirs = metrics_dirs()
     if dirs:
-        registry = CollectorRegistry()
-        for path in dirs:
-            if os.path.isdir(path):
-                MultiProcessCollector(registry, path=path)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FoldersCollector(dirs))
     else:
         registry = REGISTRY
     return generate_latest(registry) + generate_latest(_state_registry)
-
-
-def multiproc_dir_clear() -> None:
-    """Empty this process kind's PROMETHEUS_MULTIPROC_DIR at its start (gunicorn's master, the
-    Celery worker's main process), so files of processes of an earlier run do not pile up."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not path:
-        return
-    os.makedirs(path, exist_ok=True)
-    for name in glob.glob(os.path.join(path, "*.db")):
-        os.remove(name)
 
 
 def metrics_allowed(ip: str | None) -> bool:
