@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -149,39 +149,66 @@ def state_read() -> dict:
     }
 
 
+def guard_setting(name: str, default):
+    """A fraud-guard setting (issue 20), with its documented default while the guard is absent."""
+    return getattr(settings, name, default)
+
+
 def sms_budgets() -> dict:
-    """The fraud guard's SMS budgets (its settings; these defaults while it is absent)."""
-    return {
-        "hour": getattr(settings, "OTP_SMS_BUDGET_PER_HOUR", 300),
-        "day": getattr(settings, "OTP_SMS_BUDGET_PER_DAY", 3000),
-    }
+    """The fraud guard's SMS budgets per window."""
+    return {"hour": guard_setting("OTP_SMS_BUDGET_PER_HOUR", 300), "day": guard_setting("OTP_SMS_BUDGET_PER_DAY", 3000)}
 
 
 class StateCollector:
-    """The gauges read at scrape time (one query: state_read)."""
+    """The gauges read at scrape time: /ready/'s checks, then one query (state_read). With the
+    database down only app_ready (0) is answered, so the NotReady alert still fires."""
+
+    def describe(self):
+        return self.families(None, ready=1.0)
 
     def collect(self):
-        state = state_read()
-        yield GaugeMetricFamily("outbox_pending_rows", "Outbox rows waiting for delivery.", value=state["pending"])
-        yield GaugeMetricFamily(
-            "outbox_oldest_pending_age_seconds",
-            "Age of the oldest pending outbox row (0 when none).",
-            value=state["oldest_age"],
+        from .health import ready_failures
+
+        ready = 0.0 if ready_failures() else 1.0
+        try:
+            state = state_read() if ready else None
+        except DatabaseError:
+            state = None
+        return self.families(state, ready=ready)
+
+    @staticmethod
+    def families(state, *, ready):
+        """The families; without `state` (the database is down, or describe) only their names."""
+        families = [
+            GaugeMetricFamily("app_ready", "1 while /ready/ would answer 200 (database and broker).", value=ready)
+        ]
+        rate = GaugeMetricFamily(
+            "otp_conversion_min_rate", "The guard's least rate of codes used per code issued (alert threshold)."
+        )
+        codes = GaugeMetricFamily("otp_conversion_min_codes", "Codes issued before the conversion rate is judged.")
+        rate.add_metric([], guard_setting("OTP_CONVERSION_MIN_RATE", 0.2))
+        codes.add_metric([], guard_setting("OTP_CONVERSION_MIN_CODES", 20))
+        families += [rate, codes]
+        pending = GaugeMetricFamily("outbox_pending_rows", "Outbox rows waiting for delivery.")
+        oldest = GaugeMetricFamily(
+            "outbox_oldest_pending_age_seconds", "Age of the oldest pending outbox row (0 when none)."
         )
         sent = GaugeMetricFamily("otp_sms_codes", "SMS outbox rows of the window.", labels=["window"])
         budget = GaugeMetricFamily("otp_sms_budget", "The SMS budget of the window.", labels=["window"])
         used = GaugeMetricFamily("otp_sms_budget_used_ratio", "SMS rows of the window / its budget.", labels=["window"])
-        for window, limit in sms_budgets().items():
-            sent.add_metric([window], state["sms"][window])
-            budget.add_metric([window], limit)
-            used.add_metric([window], state["sms"][window] / limit if limit else 0.0)
-        yield from (sent, budget, used)
-        yield GaugeMetricFamily(
-            "referrals_flagged_pending", "Flagged referrals waiting for staff.", value=state["flagged"]
-        )
+        flagged = GaugeMetricFamily("referrals_flagged_pending", "Flagged referrals waiting for staff.")
+        if state is not None:
+            pending.add_metric([], state["pending"])
+            oldest.add_metric([], state["oldest_age"])
+            for window, limit in sms_budgets().items():
+                sent.add_metric([window], state["sms"][window])
+                budget.add_metric([window], limit)
+                used.add_metric([window], state["sms"][window] / limit if limit else 0.0)
+            flagged.add_metric([], state["flagged"])
+        return [*families, pending, oldest, sent, budget, used, flagged]
 
 
-_state_registry = CollectorRegistry(auto_describe=False)
+_state_registry = CollectorRegistry()
 _state_registry.register(StateCollector())
 
 

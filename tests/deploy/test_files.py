@@ -64,7 +64,14 @@ def test_env_example_filled_only_where_it_says_required_starts(tmp_path):
     config = compose_json(tmp_path / "compose", filled_env())
 
     environments = {json.dumps(config["services"][name]["environment"], sort_keys=True) for name in APP_SERVICES}
-    assert len(environments) == 2  # the release step adds STATIC_EXPORT_DIR; the rest share one
+    # The release step adds STATIC_EXPORT_DIR, the web and the worker their metrics folders (and
+    # the web its name for Prometheus in ALLOWED_HOSTS); the rest is one environment.
+    own = {"STATIC_EXPORT_DIR", "PROMETHEUS_MULTIPROC_DIR", "METRICS_COLLECT_DIRS", "ALLOWED_HOSTS"}
+    shared = {
+        json.dumps({k: v for k, v in json.loads(e).items() if k not in own}, sort_keys=True) for e in environments
+    }
+    assert len(environments) == 4 and len(shared) == 1
+    assert config["services"]["web"]["environment"]["ALLOWED_HOSTS"].split(",")[-1] == "web"
     for environment in map(json.loads, environments):
         assert environment["DEBUG"] == "0"
         started = _settings_start(environment)

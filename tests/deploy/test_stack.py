@@ -303,3 +303,21 @@ def test_stack_stop_ends_exactly_the_processes_it_started(stack):
     finally:
         os.killpg(decoy.pid, signal.SIGKILL)
         decoy.wait()
+
+
+def test_metrics_through_nginx_count_the_workers_deliveries_and_flower_is_scraped_too(stack):
+    stack.login("+79995550707")  # a delivery by the worker's prefork pool
+    answer = wait_for(
+        lambda: (
+            (found := stack.client.get("/metrics")).status_code == 200
+            and 'outbox_deliveries_total{channel="file",outcome="sent"}' in found.text
+            and found
+        ),
+        timeout=30,
+    )
+    assert 'otp_codes_issued_total{region="RU"}' in answer.text
+    # Flower's own /metrics, behind nginx's basic auth on /flower/.
+    assert stack.client.get("/flower/metrics").status_code == 401
+    flower = stack.client.get("/flower/metrics", auth=stack.flower_auth)
+    assert flower.status_code == 200
+    assert "flower_worker_online" in flower.text
