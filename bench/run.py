@@ -56,6 +56,8 @@ ENV = {
     "TRUSTED_PROXIES": "127.0.0.1",
     "JWT_ACCESS_LIFETIME_S": "7200",
     "LOG_LEVEL": "WARNING",
+    # Metrics in multiprocess mode, as docker-compose.yml runs the web (project/metrics.py).
+    "PROMETHEUS_MULTIPROC_DIR": str(WORK / "metrics"),
 }
 os.environ.update(ENV)
 
@@ -543,6 +545,11 @@ def main() -> None:
         client, patch_tokens[-100:-2], seed.ref_code_for(seed.PATCH_TARGET)
     )
     log(f"scale: {scale}")
+    # The request metrics' cost (issue 23: at most 10 % of signup's and my_profile's requests/s).
+    from .metrics_cost import metrics_side_by_side
+
+    metrics_cost = metrics_side_by_side(profile_token=zero)
+    log(f"metrics cost: {metrics_cost}")
     from django.db import connection
 
     connection.close()  # the servers and the worker use their own connections
@@ -653,6 +660,7 @@ def main() -> None:
         "my_profile_10000_correct": big_correct,
         "otp": otp,
         "scale": scale,
+        "metrics_cost_in_process": metrics_cost,
         "seconds": round(time.monotonic() - t_start, 1),
     }
     results["targets"] = targets(results)
@@ -741,6 +749,17 @@ def targets(r: dict) -> list[dict]:
             r["scale"]["cycle_query"]["median_ms"] < 50,
         ),
     ]
+    metrics = r["metrics_cost_in_process"]
+    for kind in ("signup", "my_profile"):
+        m = metrics[kind]
+        rows.append(
+            (
+                f"{kind} with the request metrics >= 0.9 x without, in-process, alternating request by request",
+                f"{m['speed_with_over_without']} ({m['with_metrics_median_ms']} vs {m['without_median_ms']} ms; "
+                f"the middleware alone {metrics['middleware_alone']['added_us']} us)",
+                m["speed_with_over_without"] >= 0.9,
+            )
+        )
     return [{"target": t, "value": v, "met": bool(m)} for t, v, m in rows]
 
 
@@ -773,6 +792,12 @@ def print_table(r: dict) -> None:
     print(f"referral programme API, in-process: {prog}")
     pages = ", ".join(f"{k} {v['median_ms']} ms" for k, v in s["all_profiles_100k_in_process"].items())
     print(f"all_profiles over 100,000 users, in-process: {pages}")
+    m = r["metrics_cost_in_process"]
+    print(
+        f"request metrics, in-process, alternating: signup x{m['signup']['speed_with_over_without']}, "
+        f"my_profile x{m['my_profile']['speed_with_over_without']} of the requests/s without; "
+        f"the middleware alone adds {m['middleware_alone']['added_us']} us a request"
+    )
     print("\nTargets:")
     for t in r["targets"]:
         print(f"  [{'met' if t['met'] else 'NOT MET'}] {t['target']}: {t['value']}")
