@@ -141,7 +141,7 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     except ApplicationError as exc:
         metrics.code_refused(exc)
         raise
-    metrics.CODES_ISSUED.labels(metrics.phone_region(result.phone)).inc()
+    metrics.code_issued(result.phone)
     return result
 
 
@@ -269,7 +269,7 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
             if on_login is not None:
                 on_login(user)
     if right:
-        metrics.CODES_USED.labels(metrics.phone_region(phone)).inc()
+        metrics.code_used(phone)
         return user
     if right is False:
         metrics.WRONG_TRIES.inc()
