@@ -6,9 +6,10 @@ requests, the codes), the Celery workers (the deliveries). With PROMETHEUS_MULTI
 (the stack: one folder per kind of process) each process writes its own files there and
 /metrics adds up every folder in METRICS_COLLECT_DIRS; without it (runserver, the tests) the
 process's own registry is served. Gauges of the database (the outbox, the SMS budget, the review
-queue) are read when scraped, by the scraping web process, one indexed query each.
+queue) are read when scraped, by the scraping web process, in one query of indexed counts.
 """
 
+import contextlib
 import glob
 import ipaddress
 import os
@@ -128,10 +129,10 @@ class RequestMetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         match = request.resolver_match
-        key = (match.view_name if match is not None else "", request.method, response.status_code)
+        method = request.method if request.method in _METHODS else "other"  # bounds the cache too
+        key = (match.view_name if match is not None else "", method, response.status_code)
         child = self.children.get(key)
         if child is None:
-            method = request.method if request.method in _METHODS else "other"
             child = self.children[key] = REQUEST_SECONDS.labels(key[0] or "unresolved", method, str(key[2]))
         child.observe(time.perf_counter() - started)
         return response
@@ -183,7 +184,8 @@ def sms_budgets() -> dict:
 
 class StateCollector:
     """The gauges read at scrape time: /ready/'s checks, then one query (state_read). With the
-    database down only app_ready (0) is answered, so the NotReady alert still fires."""
+    database down only app_ready (0) is answered, so the NotReady alert still fires; with the
+    broker down the outbox gauges still show the rows piling up."""
 
     def describe(self):
         return self.families(None, ready=1.0)
@@ -191,12 +193,12 @@ class StateCollector:
     def collect(self):
         from .health import ready_failures
 
-        ready = 0.0 if ready_failures() else 1.0
-        try:
-            state = state_read() if ready else None
-        except DatabaseError:
-            state = None
-        return self.families(state, ready=ready)
+        failures = ready_failures()
+        state = None
+        if not any(failure.startswith("database") for failure in failures):
+            with contextlib.suppress(DatabaseError):
+                state = state_read()
+        return self.families(state, ready=0.0 if failures else 1.0)
 
     @staticmethod
     def families(state, *, ready):

@@ -215,3 +215,19 @@ def test_referrals_are_counted_by_the_status_they_get(settings):
     assert value("referrals_total", status="approved") == approved + 1
     assert value("referrals_total", status="flagged") == flagged + 1
     assert value("referrals_total", status="rejected") == rejected + 1
+
+
+@pytest.mark.django_db
+def test_with_the_broker_down_app_ready_is_0_and_the_outbox_still_shows(client, monkeypatch):
+    from project import health
+
+    monkeypatch.setattr(health, "_broker_ok", lambda: "broker: ConnectionError")
+    Message.objects.create(channel="file", recipient="+79990000001", body="x")
+    samples = scraped(client)
+    assert samples[("app_ready", ())] == 0
+    assert samples[("outbox_pending_rows", ())] == 1
+
+
+@pytest.mark.django_db
+def test_app_ready_is_1_while_ready_answers_200(client):
+    assert scraped(client)[("app_ready", ())] == 1
