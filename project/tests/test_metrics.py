@@ -231,3 +231,11 @@ def test_with_the_broker_down_app_ready_is_0_and_the_outbox_still_shows(client, 
 @pytest.mark.django_db
 def test_app_ready_is_1_while_ready_answers_200(client):
     assert scraped(client)[("app_ready", ())] == 1
+
+
+@pytest.mark.django_db
+def test_a_scrape_over_plain_http_is_not_redirected_to_https(client, settings):
+    settings.SECURE_SSL_REDIRECT = True  # HTTPS on (production): Prometheus scrapes web:8000 over HTTP
+    assert client.get("/health/").status_code == 200  # exempt as before
+    assert client.get("/my_profile/").status_code == 301
+    assert client.get("/metrics").status_code == 200
