@@ -31,18 +31,16 @@ def sample_names(family) -> set[str]:
 
 
 def exposed() -> set[str]:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    """Every name the app, Flower and the recording rules expose (Django set up: main() does it)."""
     import django
 
     django.setup()
-    from flower.events import PrometheusMetrics
+    from flower.events import get_prometheus_metrics
     from prometheus_client import REGISTRY
 
     from project.metrics import StateCollector
 
-    PrometheusMetrics()  # Flower's metrics, registered as the Flower process does
+    get_prometheus_metrics()  # Flower's metrics, registered once as the Flower process does
     names = {name for family in REGISTRY.collect() for name in sample_names(family)}
     names |= {family.name for family in StateCollector().describe()}
     names |= {rule["record"] for rule in rules("recording.yml")}
@@ -69,21 +67,27 @@ def metric_names(expr: str) -> set[str]:
     return found
 
 
+def dashboard_problems(name: str, dashboard: dict, known: set[str]) -> list[str]:
+    """What is wrong with one dashboard: no panels, a panel without a query, a name nothing exposes."""
+    problems = []
+    panels = dashboard.get("panels", [])
+    if not panels:
+        problems.append(f"{name}: no panels")
+    for panel in panels:
+        targets = panel.get("targets", [])
+        if not targets:
+            problems.append(f"{name}: panel {panel.get('title')!r} has no query")
+        for target in targets:
+            for metric in sorted(metric_names(target["expr"]) - known):
+                problems.append(f"{name}: panel {panel.get('title')!r} reads {metric}, which nothing exposes")
+    return problems
+
+
 def main() -> int:
     known = exposed()
     problems = []
     for path in DASHBOARDS:
-        dashboard = json.loads(path.read_text())
-        panels = dashboard.get("panels", [])
-        if not panels:
-            problems.append(f"{path.name}: no panels")
-        for panel in panels:
-            targets = panel.get("targets", [])
-            if not targets:
-                problems.append(f"{path.name}: panel {panel.get('title')!r} has no query")
-            for target in targets:
-                for name in sorted(metric_names(target["expr"]) - known):
-                    problems.append(f"{path.name}: panel {panel.get('title')!r} reads {name}, which nothing exposes")
+        problems += dashboard_problems(path.name, json.loads(path.read_text()), known)
     for rule in rules("recording.yml") + rules("alerts.yml"):
         for name in sorted(metric_names(rule["expr"]) - known):
             problems.append(f"rule {rule.get('record') or rule.get('alert')}: reads {name}, which nothing exposes")
@@ -93,4 +97,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # The app's registry in this process alone (no multiprocess folder), settings as in `make run`.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     sys.exit(main())
