@@ -19,7 +19,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from notifications.models import Message
 from notifications.services import messages_enqueue
 from project import metrics
-from project.db import LOCK_OTP_IP, LOCK_OTP_PHONE, LOCK_OTP_TRY_IP, advisory_xact_lock
+from project.db import lock_key
 from project.exceptions import (
     ApplicationError,
     AuthenticationFailed,
@@ -29,7 +29,7 @@ from project.exceptions import (
     RateLimited,
 )
 
-from .models import PasswordTries, PhoneCode, User, WrongTry
+from .models import PasswordTries, PhoneCode, User
 from .phones import phone_normalize
 
 HOUR = timedelta(hours=1)
@@ -66,45 +66,30 @@ def ip_key(ip: str | None) -> str:
     return str(ipaddress.ip_network((address, settings.OTP_IPV6_PREFIX), strict=False))
 
 
-# What the send limits read, in one query (two bounded index scans): the phone's codes of the hour,
-# newest first and at most its cap, each with whether it came from this address; and the
-# address's cap-th newest code of the hour. A constant statement: the ORM's union of two sliced
-# querysets cost more to build than to run (bench/, issue 18).
-_LIMITS_SQL = f"""
-SELECT false AS by_ip, mine, created_at FROM (
-    SELECT ip_key = %(key)s AS mine, created_at FROM {PhoneCode._meta.db_table}
-    WHERE phone = %(phone)s AND created_at > %(since)s ORDER BY created_at DESC LIMIT %(per_phone)s
-) AS by_phone
-UNION ALL
-SELECT true, true, created_at FROM (
-    SELECT created_at FROM {PhoneCode._meta.db_table}
-    WHERE ip_key = %(key)s AND created_at > %(since)s ORDER BY created_at DESC LIMIT 1 OFFSET %(ip_offset)s
-) AS by_address
-"""
-
-
-def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
-    """Which send limit refuses a new code for `phone` from the address key `ip` now, as the
-    429 to raise (of several, the one that lasts longest: its Retry-After is when a request can
-    pass); None if none. The one place the send limits are written (code_request applies them
-    under locks).
+def _send_refusal(*, phone: str, ip: str) -> tuple[RateLimited | None, object]:
+    """Take the phone's and the address key `ip`'s advisory locks and say which send limit
+    refuses a new code for `phone` from that address now: (the 429 to raise, or None; the
+    database's clock, read under the locks). Of several refusals, the one that lasts longest:
+    its Retry-After is when a request can pass. The one place the send limits are applied
+    (code_request calls it in its transaction, which keeps the locks until the code is written).
 
     The limits per phone are per phone and address (the cooldown, OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR)
     under a larger cap for the phone from all addresses (OTP_SENDS_PER_PHONE_PER_HOUR): one
     address cannot use up the codes of someone else's phone, many addresses can use up at most
-    the phone's hourly cap. One query: the phone's codes of the last hour (newest first, at most
-    its cap, with whether each came from this address) and the address's cap-th newest code of
-    the hour, which exists iff the address reached its cap (one row read however busy a NAT is).
+    the phone's hourly cap. One call of accounts_send_limits (accounts migration 0009, a function
+    so that PostgreSQL plans it once per connection): the phone's codes of the last hour (newest
+    first, at most its cap), those of them from this address, and the address's cap-th newest
+    code of the hour, which exists iff the address reached its cap (one row read however busy a
+    NAT is).
     """
     per_phone, per_ip = settings.OTP_SENDS_PER_PHONE_PER_HOUR, settings.OTP_SENDS_PER_IP_PER_HOUR
     per_pair = settings.OTP_SENDS_PER_PHONE_PER_IP_PER_HOUR
-    params = {"phone": phone, "key": ip, "since": now - HOUR, "per_phone": per_phone, "ip_offset": per_ip - 1}
     with connection.cursor() as cursor:
-        cursor.execute(_LIMITS_SQL, params)
-        found = cursor.fetchall()
-    recent = sorted((at for by_ip, _, at in found if not by_ip), reverse=True)
-    ours = sorted((at for by_ip, mine, at in found if mine and not by_ip), reverse=True)
-    capped_at = next((at for by_ip, _, at in found if by_ip), None)
+        cursor.execute(
+            "SELECT * FROM accounts_send_limits(%s, %s, %s, %s, %s, %s)",
+            [lock_key(phone), lock_key(ip), phone, ip, per_phone, per_ip],
+        )
+        now, recent, ours, capped_at = cursor.fetchone()
 
     refusals = []
     cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_S)
@@ -120,10 +105,10 @@ def _send_refusal(*, phone: str, ip: str, now) -> RateLimited | None:
     if capped_at is not None:
         refusals.append(("Too many codes from this address.", _hour_left(capped_at, now), "ip_hourly"))
     if not refusals:
-        return None
+        return None, now
     message, wait, reason = max(refusals, key=lambda refusal: refusal[1])
     text = message if message.endswith(" s.") else f"{message} Try again later."
-    return RateLimited(text, retry_after=wait, reason=reason)
+    return RateLimited(text, retry_after=wait, reason=reason), now
 
 
 def _hour_left(oldest, now) -> float:
@@ -160,11 +145,9 @@ def _code_issue(*, phone: str, ip: str | None) -> CodeRequestResult:
     body = f"Your login code: {code}. It is valid for {settings.OTP_TTL_S // 60} minutes."
     key = ip_key(ip)
     with transaction.atomic():
-        advisory_xact_lock((LOCK_OTP_PHONE, phone), (LOCK_OTP_IP, key))  # always phone, then address
         # The clock is read under the locks: a request that waited must see the codes issued
         # while it waited as past, not future (else the cooldown and windows are off).
-        now = timezone.now()
-        refusal = _send_refusal(phone=phone, ip=key, now=now)
+        refusal, now = _send_refusal(phone=phone, ip=key)
         if refusal is not None:
             raise refusal
         challenge = PhoneCode.objects.create(
@@ -189,56 +172,43 @@ def _code_check_format(code) -> str:
     return code
 
 
-# One try at the phone's latest code, from the address key %(key)s, in one statement: counts it
-# and, when the digest matches, consumes the code. It passes only while the address has wrong
-# tries left this hour, and that code is unused, unexpired, has tries left and tries left for
-# this address, so a code takes at most OTP_MAX_ATTEMPTS tries (OTP_MAX_ATTEMPTS_PER_IP of them
-# from one address) and works once; a wrong try is recorded with its address. The
-# caller holds the address's advisory lock, so parallel tries from one address cannot pass its
-# hourly cap together. The stored HMAC is compared in SQL: both sides are digests keyed by
-# SECRET_KEY, so how long a comparison takes says nothing about the code.
-_CODE, _WRONG = PhoneCode._meta.db_table, WrongTry._meta.db_table
-_TRY_SQL = f"""
-WITH capped AS (
-    SELECT created_at FROM {_WRONG} WHERE ip_key = %(key)s AND created_at > %(since)s
-    ORDER BY created_at DESC OFFSET %(ip_cap_offset)s LIMIT 1
-), tried AS (
-    UPDATE {_CODE} AS code SET attempts = attempts + 1,
-        consumed_at = CASE WHEN code_hash = %(hash)s THEN %(now)s ELSE NULL END
-    WHERE id = (SELECT id FROM {_CODE} WHERE phone = %(phone)s ORDER BY created_at DESC LIMIT 1)
-        AND consumed_at IS NULL AND expires_at > %(now)s AND attempts < %(max)s
-        AND NOT EXISTS (SELECT FROM capped)
-        AND (SELECT count(*) FROM {_WRONG} WHERE code_id = code.id AND ip_key = %(key)s) < %(max_per_ip)s
-    RETURNING id, consumed_at IS NOT NULL AS matched
-), recorded AS (
-    INSERT INTO {_WRONG} (code_id, ip_key, created_at) SELECT id, %(key)s, %(now)s FROM tried WHERE NOT matched
-)
-SELECT u.*, outcome.matched AS try_matched, outcome.capped_at AS try_capped_at
-FROM (SELECT (SELECT matched FROM tried) AS matched, (SELECT created_at FROM capped) AS capped_at) AS outcome
-LEFT JOIN {User._meta.db_table} AS u ON outcome.matched AND u.phone = %(phone)s
+# The try's SQL: accounts_code_try (accounts migration 0009, a function so that PostgreSQL plans
+# it once per connection). The user's columns come from the function's row of accounts_user, so
+# a column added to the table needs no change here.
+_TRY_CALL = """
+SELECT (try.r_user).*, try.r_matched AS try_matched, try.r_capped_at AS try_capped_at, try.r_now AS try_now
+FROM accounts_code_try(%s, %s, %s, %s, %s, %s, %s) AS try
 """
 
 
-def _code_try(*, phone: str, code: str, key: str, now) -> tuple[bool | None, object, User | None]:
-    """Count one try from the address key `key`: (True, None, user), right and now consumed;
-    (False, None, None), wrong, counted and recorded; (None, None, None), nothing was counted (no
-    usable code, or its tries are used up); (None, at, None), the address is at its hourly cap of
-    wrong tries, the oldest of which was at `at`.
+def _code_try(*, phone: str, code: str, key: str) -> tuple[bool | None, object, User | None, object]:
+    """One try at the phone's latest code from the address key `key`, under that address's
+    advisory lock (taken by the function; the caller's transaction keeps it), so parallel tries
+    from one address cannot pass its hourly cap together. The try is counted and, when the
+    digest matches, consumes the code. It passes only while the address has wrong tries left
+    this hour (OTP_TRIES_PER_IP_PER_HOUR) and that code is unused, unexpired, has tries left
+    (OTP_MAX_ATTEMPTS) and tries left for this address (OTP_MAX_ATTEMPTS_PER_IP): a code works
+    once; a wrong try is recorded with its address. The stored HMAC is compared in SQL: both
+    sides are digests keyed by SECRET_KEY, so how long a comparison takes says nothing about the
+    code.
 
-    A right try reads the user with that phone in the same statement (None before the first
-    login); a wrong one reads nobody, so it costs the same for a registered phone."""
-    params = {
-        "hash": code_hash(phone=phone, code=code),
-        "now": now,
-        "phone": phone,
-        "max": settings.OTP_MAX_ATTEMPTS,
-        "max_per_ip": settings.OTP_MAX_ATTEMPTS_PER_IP,
-        "key": key,
-        "since": now - HOUR,
-        "ip_cap_offset": settings.OTP_TRIES_PER_IP_PER_HOUR - 1,
-    }
-    (row,) = User.objects.raw(_TRY_SQL, params)  # one row: the outcome, and the user if any
-    return row.try_matched, row.try_capped_at, row if row.pk is not None else None
+    Returns (True, None, user, now), right and now consumed; (False, None, None, now), wrong,
+    counted and recorded; (None, None, None, now), nothing was counted (no usable code, or its
+    tries are used up); (None, at, None, now), the address is at its hourly cap of wrong tries,
+    the oldest of which was at `at`; `now` is the database's clock under the lock. A right try
+    reads the user with that phone in the same call (None before the first login); a wrong one
+    reads nobody, so it costs the same for a registered phone."""
+    params = [
+        lock_key(key),
+        phone,
+        code_hash(phone=phone, code=code),
+        key,
+        settings.OTP_MAX_ATTEMPTS,
+        settings.OTP_MAX_ATTEMPTS_PER_IP,
+        settings.OTP_TRIES_PER_IP_PER_HOUR,
+    ]
+    (row,) = User.objects.raw(_TRY_CALL, params)  # one row: the outcome, and the user if any
+    return row.try_matched, row.try_capped_at, row if row.pk is not None else None, row.try_now
 
 
 def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User:
@@ -260,9 +230,9 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
     code = _code_check_format(code)
     key = ip_key(ip)
     with transaction.atomic():
-        advisory_xact_lock((LOCK_OTP_TRY_IP, key))
-        now = timezone.now()  # under the lock: a try that waited counts the tries made meanwhile
-        right, capped_at, user = _code_try(phone=phone, code=code, key=key, now=now)
+        # The clock is the database's, read under the lock: a try that waited counts the tries
+        # made meanwhile.
+        right, capped_at, user, now = _code_try(phone=phone, code=code, key=key)
         if right:
             if user is None or not user.is_active:  # a first login creates it; a disabled one is refused
                 user = user_get_or_create(phone=phone)

@@ -5,6 +5,7 @@ import zlib
 from django.db import connection
 
 # Namespaces for transaction-level advisory locks (first key of the two-int form).
+# 1, 2 and 4 are taken by the functions of accounts migration 0009 (their SQL names the numbers).
 LOCK_OTP_PHONE = 1
 LOCK_OTP_IP = 2
 LOCK_REFERRALS = 3

@@ -265,7 +265,7 @@ def test_a_login_for_a_phone_without_a_code_is_refused(api):
 
 
 @pytest.mark.postgres
-def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_four_statements(api, settings):
+def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_three_statements(api, settings):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -275,11 +275,11 @@ def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_four
     with CaptureQueriesContext(connection) as queries:
         assert signup(api).status_code == 200
     statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    # The locks, the send limits (one query), the code row, then both messages in one INSERT.
-    assert len(statements) == 4, statements
-    assert statements[0].startswith("SELECT pg_advisory_xact_lock(")
-    assert statements[2].startswith('INSERT INTO "accounts_phonecode"')
-    assert statements[3].startswith('INSERT INTO "notifications_message"') and statements[3].count("RETURNING") == 1
+    # The locks and the send limits (one function call), the code row, then both messages in one INSERT.
+    assert len(statements) == 3, statements
+    assert statements[0].startswith("SELECT * FROM accounts_send_limits(")
+    assert statements[1].startswith('INSERT INTO "accounts_phonecode"')
+    assert statements[2].startswith('INSERT INTO "notifications_message"') and statements[2].count("RETURNING") == 1
     challenge = PhoneCode.objects.get()
     assert challenge.phone == "+79991234567" and challenge.created_at is not None
     messages = Message.objects.order_by("id")
@@ -311,7 +311,7 @@ def test_a_wrong_try_runs_the_same_statements_for_a_registered_and_an_unregister
         assert PhoneCode.objects.get(phone=phone).attempts == 1  # counted, and committed
     literals = re.compile(r"'[^']*'")  # the phones and the hashes differ, the statements must not
     assert [literals.sub("?", sql) for sql in seen[0]] == [literals.sub("?", sql) for sql in seen[1]]
-    assert len(seen[0]) == 4  # BEGIN, the address's lock, the try, COMMIT: nothing reads the user
+    assert len(seen[0]) == 3  # BEGIN, the try (it takes the address's lock), COMMIT: nothing reads the user
 
 
 # --- which address is counted (issue 19.5) ---------------------------------------------------

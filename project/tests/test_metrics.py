@@ -187,7 +187,7 @@ def test_any_refusal_raised_inside_code_request_is_counted_by_its_reason(api, mo
     from project.exceptions import ApplicationError
 
     def guard_refusal(**kwargs):
-        return ApplicationError("This country is not served.", field="phone", reason="region")
+        return ApplicationError("This country is not served.", field="phone", reason="region"), timezone.now()
 
     monkeypatch.setattr(services, "_send_refusal", guard_refusal)
     before = value("otp_codes_refused_total", reason="region")

@@ -262,3 +262,25 @@ def test_deleting_an_invitee_keeps_the_inviter():
     services.user_delete(actor=_superuser(), user_id=b.pk)
     assert User.objects.filter(pk=a.pk).exists()
     assert profile_get(user_id=a.pk)["my_refs"] == []
+
+
+def test_profile_get_gives_the_row_the_orm_profile_query_gives():
+    """profile_get's constant statement and profiles_base() (the lists' ORM query) agree: the
+    inviter, the invitees oldest first, the dates, and the active-only rule."""
+    from referrals.selectors import _profile, profiles_base
+
+    inviter, user = UserFactory(), UserFactory()
+    services.inviter_set(user_id=user.pk, code=inviter.ref_code)
+    invitees = [UserFactory() for _ in range(3)]
+    for invitee in invitees:
+        services.inviter_set(user_id=invitee.pk, code=user.ref_code)
+    row = profiles_base().get(pk=user.pk)
+    assert profile_get(user_id=user.pk) == _profile(row, row["refs"])
+    assert profile_get(user_id=user.pk)["my_refs"] == [{"phone": str(i.phone)} for i in invitees]
+    assert profile_get(user_id=user.pk)["my_inviter"] == str(inviter.phone)
+    assert profile_get(user_id=user.pk)["created_at"].utcoffset().total_seconds() == 0
+
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert profile_get(user_id=user.pk) is None
+    assert profile_get(user_id=user.pk, active_only=False)["is_active"] is False
+    assert profile_get(user_id=10**9) is None
