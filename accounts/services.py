@@ -20,6 +20,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from notifications.models import Message
 from notifications.services import messages_enqueue
+from project import metrics
 from project.db import lock_key
 from project.exceptions import (
     ApplicationError,
@@ -120,6 +121,21 @@ def _hour_left(oldest, now) -> float:
 
 
 def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
+    """Issue a new 4-digit login code for `phone` and queue its delivery (_code_issue's rules).
+
+    The one place a code's refusal leaves the service: every refusal (the limits', the fraud
+    guard's) is counted here by its `reason`, issued codes by the phone's region.
+    """
+    try:
+        result = _code_issue(phone=phone, ip=ip)
+    except ApplicationError as exc:
+        metrics.code_refused(exc)
+        raise
+    metrics.code_issued(result.phone)
+    return result
+
+
+def _code_issue(*, phone: str, ip: str | None) -> CodeRequestResult:
     """Issue a new 4-digit login code for `phone` and queue its delivery.
 
     Rules (_send_refusal): one code per OTP_RESEND_COOLDOWN_S per phone and client address
@@ -234,8 +250,12 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
             if on_login is not None:
                 on_login(user)
     if right:
+        metrics.code_used(phone)
         return user
+    if right is False:
+        metrics.WRONG_TRIES.inc()
     if capped_at is not None:
+        metrics.TRIES_REFUSED.labels("tries_ip_hourly").inc()
         raise RateLimited(
             _("Too many wrong codes from this address. Try again later."),
             retry_after=_hour_left(capped_at, now),
@@ -288,7 +308,10 @@ def user_get_or_create(*, phone: str) -> User:
         return user
     try:
         with transaction.atomic():
-            return User.objects.create_user(phone=phone)
+            user = User.objects.create_user(phone=phone)
+        # Counted once it is committed (a first login's transaction may still roll back).
+        transaction.on_commit(metrics.USERS_CREATED.inc)
+        return user
     except IntegrityError:
         # A parallel first login created it a moment ago.
         return User.objects.get(phone=phone)
