@@ -43,8 +43,8 @@ COPY --from=messages /locale /app/locale
 # settings load here (long and varied: with DEBUG off a weak key stops the start); it is never
 # used at run time.
 RUN SECRET_KEY=collectstatic-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz DEBUG=0 python manage.py collectstatic --noinput \
-    && mkdir -p /app/sent_messages /srv/static \
-    && chown app:app /app/sent_messages /srv/static
+    && mkdir -p /app/sent_messages /srv/static /run/metrics \
+    && chown app:app /app/sent_messages /srv/static /run/metrics
 USER 10001:10001
 EXPOSE 8000
 CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "project.wsgi:application"]

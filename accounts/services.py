@@ -20,6 +20,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from notifications.models import Message
 from notifications.services import messages_enqueue
+from project import metrics
 from project.db import lock_key
 from project.exceptions import (
     ApplicationError,
@@ -133,16 +134,22 @@ def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
     The fraud guard (accounts.guard) runs here, so every door gets it: the number's country
     and kind; then, unless the allow-list covers the request, the conversion watch's blocks,
     the prefix's hourly cap and the SMS budget (guard_check, one statement). A test number
-    (OTP_TEST_NUMBERS) skips all of it and gets its fixed code, sent nowhere. Every refusal is
-    recorded (code_refusal_record).
+    (OTP_TEST_NUMBERS) skips all of it and gets its fixed code, sent nowhere.
+
+    The one place a code's refusal leaves the service: every refusal (the limits', the fraud
+    guard's) is recorded (code_refusal_record, after the rollback) and counted by its `reason`
+    (metrics), issued codes by the phone's region.
     """
     key = ip_key(ip)
     attempt = {"phone": phone.strip() if isinstance(phone, str) else "", "country": "", "prefix": ""}
     try:
-        return _code_issue(phone=phone, ip=ip, key=key, attempt=attempt)
+        result = _code_issue(phone=phone, ip=ip, key=key, attempt=attempt)
     except ApplicationError as refusal:
         code_refusal_record(refusal=refusal, key=key, now=timezone.now(), **attempt)
+        metrics.code_refused(refusal)
         raise
+    metrics.code_issued(result.phone)
+    return result
 
 
 def _code_issue(*, phone: str, ip: str | None, key: str, attempt: dict) -> CodeRequestResult:
@@ -274,8 +281,12 @@ def code_verify(*, phone: str, code: str, ip: str | None, on_login=None) -> User
             if on_login is not None:
                 on_login(user)
     if right:
+        metrics.code_used(phone)
         return user
+    if right is False:
+        metrics.WRONG_TRIES.inc()
     if capped_at is not None:
+        metrics.TRIES_REFUSED.labels("tries_ip_hourly").inc()
         raise RateLimited(
             _("Too many wrong codes from this address. Try again later."),
             retry_after=_hour_left(capped_at, now),
@@ -328,7 +339,10 @@ def user_get_or_create(*, phone: str) -> User:
         return user
     try:
         with transaction.atomic():
-            return User.objects.create_user(phone=phone)
+            user = User.objects.create_user(phone=phone)
+        # Counted once it is committed (a first login's transaction may still roll back).
+        transaction.on_commit(metrics.USERS_CREATED.inc)
+        return user
     except IntegrityError:
         # A parallel first login created it a moment ago.
         return User.objects.get(phone=phone)

@@ -3,7 +3,8 @@ time the OTP pipeline with a real Celery worker, and check the scale cases. Prin
 writes bench/results.json. A benchmark, not a test: it reports numbers and which targets they meet.
 
 Knobs (environment): BENCH_DATABASE_URL, BENCH_BROKER_URL (a Redis db of its own), BENCH_PORT
-(the app; the ceiling is BENCH_PORT+1, the app with REFERRAL_REVIEW=0 BENCH_PORT+2), BENCH_SECONDS
+(the app; the ceiling is BENCH_PORT+1, the app with REFERRAL_REVIEW=0 BENCH_PORT+2, the app without
+the request metrics BENCH_PORT+3), BENCH_SECONDS
 (per wrk run), BENCH_ROUNDS.
 """
 
@@ -28,6 +29,7 @@ BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/7")
 PORT = int(os.environ.get("BENCH_PORT", "15500"))
 CEILING_PORT = PORT + 1
 NO_REVIEW_PORT = PORT + 2  # the same app with the referral signals off (REFERRAL_REVIEW=0)
+NO_METRICS_PORT = PORT + 3  # the same app without the request metrics' middleware (bench.no_metrics)
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 16
@@ -59,6 +61,8 @@ ENV = {
     "TRUSTED_PROXIES": "127.0.0.1",
     "JWT_ACCESS_LIFETIME_S": "7200",
     "LOG_LEVEL": "WARNING",
+    # Metrics in multiprocess mode, as docker-compose.yml runs the web (project/metrics.py).
+    "PROMETHEUS_MULTIPROC_DIR": str(WORK / "metrics"),
 }
 os.environ.update(ENV)
 
@@ -546,6 +550,11 @@ def main() -> None:
         client, patch_tokens[-100:-2], seed.ref_code_for(seed.PATCH_TARGET)
     )
     log(f"scale: {scale}")
+    # The request metrics' cost (issue 23: at most 10 % of signup's and my_profile's requests/s).
+    from .metrics_cost import metrics_side_by_side
+
+    metrics_cost = metrics_side_by_side(profile_token=zero)
+    log(f"metrics cost: {metrics_cost}")
     from django.db import connection
 
     connection.close()  # the servers and the worker use their own connections
@@ -553,6 +562,7 @@ def main() -> None:
     app_server = gunicorn(PORT, "project.settings", "app")
     ceiling_server = gunicorn(CEILING_PORT, "bench.ceiling", "ceiling")
     no_review_server = gunicorn(NO_REVIEW_PORT, "project.settings", "app-no-review", env={"REFERRAL_REVIEW": "0"})
+    no_metrics_server = gunicorn(NO_METRICS_PORT, "bench.no_metrics", "app-no-metrics")
 
     cursor = {"patch": 0, "token": 0, "signup": 0}
 
@@ -567,6 +577,14 @@ def main() -> None:
         {
             "name": "my_profile GET, 0 refs",
             "path": "/api/v1/my_profile/",
+            "headers": auth(zero),
+            "queries": queries["my_profile_0"],
+        },
+        {
+            # Side by side with the row above: the same app without the request metrics.
+            "name": "my_profile GET, 0 refs, no request metrics",
+            "path": "/api/v1/my_profile/",
+            "port": NO_METRICS_PORT,
             "headers": auth(zero),
             "queries": queries["my_profile_0"],
         },
@@ -609,6 +627,15 @@ def main() -> None:
             "queries": queries["signup"],
         },
         {
+            "name": "signup, no request metrics",
+            "path": "/api/v1/auth/signup/",
+            "port": NO_METRICS_PORT,
+            "script": "signup.lua",
+            "args": lambda: ["+7991", cursor["signup"] * 1_000_000],
+            "after": lambda run: cursor.update(signup=cursor["signup"] + 1),
+            "queries": queries["signup"],
+        },
+        {
             "name": "token (seeded code)",
             "path": "/api/v1/auth/token/",
             "script": "token.lua",
@@ -635,6 +662,7 @@ def main() -> None:
     http_rows = http_phase(endpoints)
     stop(ceiling_server)
     stop(no_review_server)
+    stop(no_metrics_server)
 
     log("OTP pipeline")
     otp = otp_phase()
@@ -656,6 +684,7 @@ def main() -> None:
         "my_profile_10000_correct": big_correct,
         "otp": otp,
         "scale": scale,
+        "metrics_cost_in_process": metrics_cost,
         "seconds": round(time.monotonic() - t_start, 1),
     }
     results["targets"] = targets(results)
@@ -744,6 +773,29 @@ def targets(r: dict) -> list[dict]:
             r["scale"]["cycle_query"]["median_ms"] < 50,
         ),
     ]
+    for with_metrics, without in (
+        ("signup (fresh phone)", "signup, no request metrics"),
+        ("my_profile GET, 0 refs", "my_profile GET, 0 refs, no request metrics"),
+    ):
+        on, off = http[with_metrics], http[without]
+        rows.append(
+            (
+                f"{with_metrics} with the request metrics >= 0.9 x without (each over its ceiling)",
+                f"{on['ratio'] / off['ratio']:.3f} (raw req/s {on['rps']} vs {off['rps']})",
+                on["ratio"] >= 0.9 * off["ratio"],
+            )
+        )
+    metrics = r["metrics_cost_in_process"]
+    for kind in ("signup", "my_profile"):
+        m = metrics[kind]
+        rows.append(
+            (
+                f"{kind} with the request metrics >= 0.9 x without, in-process, alternating request by request",
+                f"{m['speed_with_over_without']} ({m['with_metrics_median_ms']} vs {m['without_median_ms']} ms; "
+                f"the middleware alone {metrics['middleware_alone']['added_us']} us)",
+                m["speed_with_over_without"] >= 0.9,
+            )
+        )
     return [{"target": t, "value": v, "met": bool(m)} for t, v, m in rows]
 
 
@@ -776,6 +828,12 @@ def print_table(r: dict) -> None:
     print(f"referral programme API, in-process: {prog}")
     pages = ", ".join(f"{k} {v['median_ms']} ms" for k, v in s["all_profiles_100k_in_process"].items())
     print(f"all_profiles over 100,000 users, in-process: {pages}")
+    m = r["metrics_cost_in_process"]
+    print(
+        f"request metrics, in-process, alternating: signup x{m['signup']['speed_with_over_without']}, "
+        f"my_profile x{m['my_profile']['speed_with_over_without']} of the requests/s without; "
+        f"the middleware alone adds {m['middleware_alone']['added_us']} us a request"
+    )
     print("\nTargets:")
     for t in r["targets"]:
         print(f"  [{'met' if t['met'] else 'NOT MET'}] {t['target']}: {t['value']}")

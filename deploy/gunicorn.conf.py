@@ -36,3 +36,14 @@ worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _shm if os.path.isdir
 control_socket_disable = True
 # Importing the app before forking shares its memory between workers and fails fast on a bad config.
 preload_app = True
+
+
+# Multiprocess metrics (project/metrics.py): the web's PROMETHEUS_MULTIPROC_DIR starts empty, so
+# files of an earlier run's workers do not pile up. Here, not in a hook: the preloaded app opens
+# its files before gunicorn's first hook runs.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir:
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for _name in os.listdir(_metrics_dir):
+        if _name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, _name))

@@ -176,8 +176,13 @@ start() {
     render_nginx
     "$NGINX" -t -q -e "$LOGS/nginx-error.log" -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf"
 
-    spawn gunicorn "$BIN/gunicorn" --config deploy/gunicorn.conf.py project.wsgi:application
-    spawn worker "$BIN/celery" -A project worker -E --loglevel=INFO --concurrency=2 -n "stack-worker-$$@%h"
+    # Multiprocess metrics as in docker-compose.yml: a folder per kind of process, the web's
+    # /metrics adds both up (project/metrics.py).
+    spawn gunicorn env PROMETHEUS_MULTIPROC_DIR="$STACK_DIR/metrics/web" \
+        METRICS_COLLECT_DIRS="$STACK_DIR/metrics/web,$STACK_DIR/metrics/worker" \
+        "$BIN/gunicorn" --config deploy/gunicorn.conf.py project.wsgi:application
+    spawn worker env PROMETHEUS_MULTIPROC_DIR="$STACK_DIR/metrics/worker" \
+        "$BIN/celery" -A project worker -E --loglevel=INFO --concurrency=2 -n "stack-worker-$$@%h"
     spawn beat "$BIN/celery" -A project beat --loglevel=INFO --pidfile="$RUN/beat.celery.pid"
     spawn flower "$BIN/celery" -A project flower --address=127.0.0.1 --port="$STACK_FLOWER_PORT" --url_prefix=flower
     spawn nginx "$NGINX" -e "$LOGS/nginx-error.log" -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf" -g "daemon off;"

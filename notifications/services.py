@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from project import metrics
 from project.exceptions import ApplicationError
 
 from .backends import PermanentError, TransientError, backend_get
@@ -157,15 +158,20 @@ def _finish(message: Message, **fields) -> bool:
 
 
 def message_mark_sent(*, message: Message, provider_id: str) -> bool:
-    return _finish(
+    """Sent: recorded, and counted with its time from the outbox row (metrics)."""
+    marked = _finish(
         message, status=Message.Status.SENT, provider_id=provider_id[:255], sent_at=timezone.now(), last_error=""
     )
+    if marked:
+        metrics.delivery_finished(message=message, outcome="sent")
+    return marked
 
 
 def message_mark_failed(*, message: Message, error: str) -> bool:
     """A permanent failure: recorded, and the ops chat hears about it (never about itself)."""
     marked = _finish(message, status=Message.Status.FAILED, last_error=error[:2000])
     if marked:
+        metrics.delivery_finished(message=message, outcome="failed")
         logger.error("message %s (%s) failed permanently: %s", message.pk, message.channel, error)
         ops_alert(message=message, error=error)
     return marked
@@ -179,7 +185,10 @@ def message_release(*, message: Message, error: str, delay: float, count_attempt
         fields["last_error"] = error[:2000]
     if not count_attempt:
         fields["attempts"] = F("attempts") - 1
-    return bool(_still_ours(message).update(**fields))
+    released = bool(_still_ours(message).update(**fields))
+    if released and count_attempt:
+        metrics.DELIVERY_RETRIES.labels(message.channel).inc()
+    return released
 
 
 def retry_delay_s(*, attempts: int, retry_after: float | None = None) -> float:

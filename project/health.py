@@ -44,10 +44,15 @@ def _broker_ok() -> str | None:
     return None
 
 
+def ready_failures() -> list[str]:
+    """What /ready/ finds failing (empty: ready). Also read by the /metrics scrape (app_ready)."""
+    return [f for f in (_database_ok(), _broker_ok()) if f]
+
+
 @never_cache
 def ready(request):
     """200 when PostgreSQL and the broker answer, else 503 naming what failed."""
-    failures = [f for f in (_database_ok(), _broker_ok()) if f]
+    failures = ready_failures()
     if failures:
         return JsonResponse({"status": "unavailable", "failing": failures}, status=503)
     return JsonResponse({"status": "ok"})

@@ -5,6 +5,7 @@ in-process). With DEBUG off the process refuses to start without the secrets it 
 theirs through the environment too (pyproject.toml, [tool.pytest_env]).
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -74,6 +75,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: times the whole stack (project/metrics.py).
+    "project.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -204,8 +207,8 @@ SESSION_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SECURE = HTTPS
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
-# Health checks come from the load balancer over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$"]
+# Health checks come from the load balancer over plain HTTP, Prometheus' scrapes from its network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics$"]
 
 # --- REST API ---
 REST_FRAMEWORK = {
@@ -476,6 +479,20 @@ OUTBOX_RETRY_BASE_S = env.float("OUTBOX_RETRY_BASE_S", default=2.0)
 OUTBOX_RETRY_CAP_S = env.float("OUTBOX_RETRY_CAP_S", default=600.0)
 # A worker waits in place for a rate-limit slot up to this long, else re-queues the message.
 OUTBOX_THROTTLE_MAX_WAIT_S = env.float("OUTBOX_THROTTLE_MAX_WAIT_S", default=2.0)
+
+# --- Metrics (project/metrics.py; README, "Metrics") ---
+# Who may read /metrics (comma list of CIDRs); nginx allows the same list. Default: loopback and
+# the private ranges (the compose network is 172.16.80.0/24).
+METRICS_ALLOWED = env.list(
+    "METRICS_ALLOWED", default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+)
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in METRICS_ALLOWED]
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED: {_exc}") from None
+# The multiprocess folders /metrics adds up (the web's own and the Celery workers' on this host);
+# default: this process's PROMETHEUS_MULTIPROC_DIR (prometheus-client's own variable).
+METRICS_COLLECT_DIRS = env.list("METRICS_COLLECT_DIRS", default=[])
 
 LOGGING = {
     "version": 1,

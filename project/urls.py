@@ -7,7 +7,7 @@ from accounts.urls import urlpatterns as accounts_pages
 from referrals.urls import api_urlpatterns as referrals_api
 from referrals.urls import urlpatterns as referrals_pages
 
-from . import docs, health
+from . import docs, health, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -27,6 +27,8 @@ urlpatterns = [
     path("favicon.ico", docs.favicon),
     path("health/", health.health, name="health"),
     path("ready/", health.ready, name="ready"),
+    # Prometheus' default path, no slash; only for METRICS_ALLOWED (project/metrics.py).
+    path("metrics", metrics.metrics, name="metrics"),
     # The HTML pages (session login): /, /submit/, /my_profile/, /logout/.
     path("", include(accounts_pages + referrals_pages)),
     # The pages' language switch: Django's set_language (POST), kept in the django_language cookie.

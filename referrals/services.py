@@ -1,6 +1,7 @@
 import json
 import uuid
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -12,6 +13,7 @@ from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
 from accounts.services import STAFF_FLAGS, staff_rule_check, user_lock, user_update
 from notifications.models import Message
 from notifications.services import messages_enqueue
+from project import metrics
 from project.db import LOCK_REFERRALS, advisory_xact_lock
 from project.exceptions import ApplicationError, ConflictError, NotFoundError
 
@@ -107,6 +109,8 @@ def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
                 decided_at=None if flagged else now,
             )
             referral_events_enqueue(referral_ids=[user_id])
+            status = Referral.Status.FLAGGED if flagged else Referral.Status.APPROVED
+            transaction.on_commit(metrics.REFERRALS.labels(status).inc)
     except IntegrityError as exc:
         # The inviter (or the user) was deleted meanwhile, or a writer bypassed the lock: the
         # constraints held. Name the rule that now fails, if one does.
@@ -212,6 +216,8 @@ def referrals_decide(*, referral_ids, status: str, staff: User) -> list[int]:
         )
         Referral.objects.filter(pk__in=ids).update(status=status, decided_at=timezone.now(), decided_by=staff)
         referral_events_enqueue(referral_ids=ids)
+        if ids:
+            transaction.on_commit(partial(metrics.REFERRALS.labels(status).inc, len(ids)))
     return ids
 
 

@@ -1,5 +1,6 @@
 """The deployment files agree with the code: every setting is documented for operators."""
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -64,7 +65,14 @@ def test_env_example_filled_only_where_it_says_required_starts(tmp_path):
     config = compose_json(tmp_path / "compose", filled_env())
 
     environments = {json.dumps(config["services"][name]["environment"], sort_keys=True) for name in APP_SERVICES}
-    assert len(environments) == 2  # the release step adds STATIC_EXPORT_DIR; the rest share one
+    # The release step adds STATIC_EXPORT_DIR, the web and the worker their metrics folders (and
+    # the web its name for Prometheus in ALLOWED_HOSTS); the rest is one environment.
+    own = {"STATIC_EXPORT_DIR", "PROMETHEUS_MULTIPROC_DIR", "METRICS_COLLECT_DIRS", "ALLOWED_HOSTS"}
+    shared = {
+        json.dumps({k: v for k, v in json.loads(e).items() if k not in own}, sort_keys=True) for e in environments
+    }
+    assert len(environments) == 4 and len(shared) == 1
+    assert config["services"]["web"]["environment"]["ALLOWED_HOSTS"].split(",")[-1] == "web"
     for environment in map(json.loads, environments):
         assert environment["DEBUG"] == "0"
         started = _settings_start(environment)
@@ -120,3 +128,35 @@ def test_nginx_holds_a_fixed_address_no_other_container_can_take(tmp_path):
         assert environment["TRUSTED_PROXIES"] == str(nginx)
         assert environment["GUNICORN_FORWARDED_ALLOW_IPS"] == str(nginx)
     assert not any("ipv4_address" in str(s.get("networks")) for n, s in config["services"].items() if n != "nginx")
+
+
+# --- the monitoring files (deploy/metrics-check.py, run by make deploy-check) ---
+
+
+def _metrics_check():
+    spec = importlib.util.spec_from_file_location("metrics_check", ROOT / "deploy" / "metrics-check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_metric_the_dashboard_and_the_rules_read_is_exposed():
+    check = _metrics_check()
+    known = check.exposed()
+    assert {"otp_codes_refused_total", "outbox_oldest_pending_age_seconds", "flower_worker_online"} <= known
+    for path in check.DASHBOARDS:
+        assert check.dashboard_problems(path.name, json.loads(path.read_text()), known) == []
+
+
+def test_the_dashboard_check_names_a_metric_nothing_exposes():
+    check = _metrics_check()
+    dashboard = {
+        "panels": [{"title": "Typo", "targets": [{"expr": 'sum(rate(otp_codes_isued_total{region="RU"}[5m]))'}]}]
+    }
+    assert check.dashboard_problems("d.json", dashboard, check.exposed()) == [
+        "d.json: panel 'Typo' reads otp_codes_isued_total, which nothing exposes"
+    ]
+    assert check.metric_names("histogram_quantile(0.95, sum by (le) (rate(a_bucket[5m]))) > on () group_left () b") == {
+        "a_bucket",
+        "b",
+    }

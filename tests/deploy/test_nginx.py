@@ -153,3 +153,17 @@ def test_the_flower_redirect_keeps_the_published_port(nginx, tls, scheme, port):
     answer = server.get(scheme, "/flower", host=f"{DOMAIN}:{port}")
 
     assert _location(answer, f"{scheme}://{DOMAIN}:{port}/flower") == f"{scheme}://{DOMAIN}:{port}/flower/"
+
+
+def test_metrics_are_refused_to_an_address_outside_metrics_allowed(nginx):
+    server = nginx(tls=False, METRICS_ALLOWED="10.0.0.0/8,fc00::/7")
+
+    assert server.get("http", "/metrics", host=DOMAIN).status_code == 403
+    # Only /metrics is fenced: the site itself goes to the (absent) upstream.
+    assert server.get("http", "/health/", host=DOMAIN).status_code == 502
+
+
+def test_metrics_pass_to_the_app_from_an_allowed_address(nginx):
+    server = nginx(tls=False)  # METRICS_ALLOWED empty: loopback and the private ranges
+
+    assert server.get("http", "/metrics", host=DOMAIN).status_code == 502  # the (absent) upstream

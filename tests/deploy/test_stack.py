@@ -280,6 +280,24 @@ def test_pages_satisfy_the_content_security_policy_in_a_browser(stack):
     assert not problems, problems
 
 
+def test_metrics_through_nginx_count_the_workers_deliveries_and_flower_is_scraped_too(stack):
+    stack.login("+79995550707")  # a delivery by the worker's prefork pool
+    answer = wait_for(
+        lambda: (
+            (found := stack.client.get("/metrics")).status_code == 200
+            and 'outbox_deliveries_total{channel="file",outcome="sent"}' in found.text
+            and found
+        ),
+        timeout=30,
+    )
+    assert 'otp_codes_issued_total{region="RU"}' in answer.text
+    # Flower's own /metrics, behind nginx's basic auth on /flower/.
+    assert stack.client.get("/flower/metrics").status_code == 401
+    flower = stack.client.get("/flower/metrics", auth=stack.flower_auth)
+    assert flower.status_code == 200
+    assert "flower_worker_online" in flower.text
+
+
 def test_the_login_endpoints_are_rate_limited_by_nginx(stack):
     # GET on a POST-only endpoint: Django answers 405 and stores nothing; nginx counts it.
     statuses = [stack.client.get("/api/v1/auth/token/").status_code for _ in range(60)]
