@@ -11,7 +11,7 @@ PO_FILES := $(wildcard locale/*/LC_MESSAGES/django.po)
 MO_FILES := $(PO_FILES:.po=.mo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench postman newman messages screenshots
+.PHONY: help venv run test lint worker beat flower migrate schema schema-check superuser clean bench pumping postman newman messages screenshots
 
 help: ## this list
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:[^=]*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -156,6 +156,11 @@ newman: docs/postman/node_modules/.installed ## run the Postman walkthrough agai
 bench: venv ## the benchmark (about 6 min; not a test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) -m bench.run
+
+# The fraud guard against SMS pumping and a legitimate crowd (bench/pumping.py): prints figures.
+# Light (in-process, one database of its own: referrals_pumping); about a minute.
+pumping: venv ## the fraud guard's pumping simulation (prints figures)
+	$(PY) -m bench.pumping
 
 clean: ## remove .venv and the caches
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

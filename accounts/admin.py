@@ -1,7 +1,11 @@
+from django import forms
 from django.contrib import admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from .models import PasswordTries, PhoneCode
+from project.exceptions import ApplicationError
+
+from .guard import guard_allow_value
+from .models import CodeRefusal, GuardAllow, GuardBlock, GuardCounter, PasswordTries, PhoneCode
 from .phones import phone_display
 
 # The user page (with its inviter and referrals) is referrals.admin's: it edits through the
@@ -48,6 +52,69 @@ class PasswordTriesAdmin(ReadOnlyAdmin):
     list_display = ("scope", "key", "tries", "window_start")
     list_filter = ("scope",)
     search_fields = ("key",)
+
+
+# --- The fraud guard (accounts.guard) ---
+
+
+@admin.register(CodeRefusal)
+class CodeRefusalAdmin(ReadOnlyAdmin):
+    """Every refused code request; the filters show how many of each (facets)."""
+
+    list_display = ("created_at", "reason", "phone", "ip_key", "country", "prefix")
+    list_filter = ("reason", "country", "created_at")
+    search_fields = ("phone", "ip_key", "prefix")
+    date_hierarchy = "created_at"
+    show_facets = admin.ShowFacets.ALWAYS
+
+
+class GuardAllowForm(forms.ModelForm):
+    class Meta:
+        model = GuardAllow
+        fields = ("kind", "value", "note")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") and "value" in data:
+            try:
+                data["value"] = guard_allow_value(kind=data["kind"], value=data["value"])
+            except ApplicationError as exc:
+                self.add_error("value", exc.message)
+        return data
+
+
+@admin.register(GuardAllow)
+class GuardAllowAdmin(admin.ModelAdmin):
+    """Staff with the model's permissions add phones, prefixes, countries and addresses that skip
+    the prefix velocity, the SMS budget and the conversion watch."""
+
+    form = GuardAllowForm
+    list_display = ("kind", "value", "note", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("value", "note")
+    show_facets = admin.ShowFacets.ALWAYS
+
+
+@admin.register(GuardBlock)
+class GuardBlockAdmin(ReadOnlyAdmin):
+    """The conversion watch's blocks; deleting one lifts it (staff with the delete permission)."""
+
+    list_display = ("scope", "key", "issued", "used", "created_at", "until")
+    list_filter = ("scope",)
+    search_fields = ("key",)
+
+    def has_delete_permission(self, request, obj=None):
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+
+@admin.register(GuardCounter)
+class GuardCounterAdmin(ReadOnlyAdmin):
+    """Codes per prefix and hour, and by SMS per hour and day (the budget)."""
+
+    list_display = ("scope", "key", "start", "count")
+    list_filter = ("scope",)
+    search_fields = ("key",)
+    ordering = ("-start", "-count")
 
 
 # simplejwt's own admins show the refresh token itself, and anyone who may view them could use it

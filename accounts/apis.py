@@ -42,6 +42,7 @@ class SignupApi(APIView):
             200: OutputSerializer,
             400: validation_error_schema("SignupError", "phone"),
             429: RateLimitSerializer,
+            503: OpenApiResponse(RateLimitSerializer, description="The SMS budget is spent until Retry-After."),
         },
     )
     def post(self, request):

@@ -37,3 +37,42 @@ def fake_delivery_warning(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(deploy=True)
+def test_numbers_check(app_configs, **kwargs):
+    """Test numbers log in with a fixed code that anyone who learns it can use: never in
+    production by accident."""
+    if not settings.OTP_TEST_NUMBERS or settings.DEBUG:
+        return []
+    count = len(settings.OTP_TEST_NUMBERS)
+    message = f"OTP_TEST_NUMBERS is set with DEBUG off: {count} numbers log in with a fixed code."
+    if settings.OTP_TEST_NUMBERS_FORCED:
+        return [
+            Warning(
+                message,
+                hint="For app-store review, demos and CI only. Unset OTP_TEST_NUMBERS when they are done.",
+                id="accounts.W003",
+            )
+        ]
+    return [
+        Error(
+            message,
+            hint="Unset OTP_TEST_NUMBERS, or set OTP_TEST_NUMBERS_FORCED=1 if these accounts are meant to exist.",
+            id="accounts.E002",
+        )
+    ]
+
+
+@register()
+def test_numbers_warning(app_configs, **kwargs):
+    """A loud warning on every start while test numbers are on with DEBUG off."""
+    if settings.OTP_TEST_NUMBERS and not settings.DEBUG:
+        return [
+            Warning(
+                f"OTP_TEST_NUMBERS is set with DEBUG off: {', '.join(settings.OTP_TEST_NUMBERS)} log in with a "
+                "fixed code.",
+                id="accounts.W004",
+            )
+        ]
+    return []

@@ -1,4 +1,5 @@
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Length, Lower
 from django.db.models.lookups import Exact
@@ -93,6 +94,10 @@ class PhoneCode(models.Model):
     expires_at = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
     consumed_at = models.DateTimeField(null=True, blank=True)
+    # What the conversion watch groups by (accounts.guard): the number's country (ISO code) and
+    # prefix (all but its last OTP_PREFIX_FREE_DIGITS digits). Empty for test numbers.
+    country = models.CharField(max_length=2, default="", blank=True)
+    prefix = models.CharField(max_length=16, default="", blank=True)
 
     class Meta:
         indexes = [
@@ -100,6 +105,9 @@ class PhoneCode(models.Model):
             models.Index(fields=["phone", "-created_at"], name="phonecode_phone_recent"),
             # The per-address hourly count.
             models.Index(fields=["ip_key", "created_at"], name="phonecode_ip_key_recent"),
+            # The conversion watch's last hour: rows are appended in time order, so a BRIN index
+            # finds the hour for a fraction of a B-tree's upkeep on every signup.
+            BrinIndex(fields=["created_at"], name="phonecode_created_brin"),
         ]
 
     def __str__(self):
@@ -144,3 +152,96 @@ class PasswordTries(models.Model):
 
     def __str__(self):
         return f"{self.tries} password tries for {self.scope} {self.key} since {self.window_start:%H:%M:%S}"
+
+
+# --- The fraud guard (accounts.guard) --------------------------------------------------------
+
+
+class CodeRefusal(models.Model):
+    """A login code refused, by any rule of code_request (send limits and the guard): listed in
+    the admin by reason, country and time. Written after the refused request's rollback."""
+
+    phone = models.CharField(max_length=32)  # E.164, or as typed when it is no valid number
+    ip_key = models.CharField("address", max_length=64)
+    country = models.CharField(max_length=2, blank=True)
+    prefix = models.CharField(max_length=16, blank=True)
+    reason = models.CharField(max_length=32)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["reason", "created_at"], name="coderefusal_reason_recent")]
+
+    def __str__(self):
+        return f"{self.reason}: {self.phone} from {self.ip_key} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class GuardAllow(models.Model):
+    """A staff allow-list entry: codes to this phone, prefix or country, or asked for from this
+    address, skip the prefix velocity, the SMS budget and the conversion watch (never the send
+    limits per phone and address, nor a code's try cap)."""
+
+    class Kind(models.TextChoices):
+        PHONE = "phone"
+        PREFIX = "prefix"
+        COUNTRY = "country"
+        ADDRESS = "address"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # E.164 phone, "+" and the prefix's digits, ISO country code, or the address as the limits
+    # count it (an IPv4 address, an IPv6 network such as 2001:db8::/64).
+    value = models.CharField(max_length=64)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "guard allow-list entry"
+        verbose_name_plural = "guard allow-list"
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="guardallow_kind_value")]
+
+    def __str__(self):
+        return f"{self.kind} {self.value}"
+
+
+class GuardCounter(models.Model):
+    """Codes issued in one clock window: per prefix and hour (prefix velocity), and through the
+    paid channel per hour and per UTC day (the SMS budget). Counted with one conditional upsert,
+    so parallel requests cannot pass a cap; the watch deletes old windows."""
+
+    PREFIX_HOUR = "prefix_hour"
+    SMS_HOUR = "sms_hour"
+    SMS_DAY = "sms_day"
+
+    scope = models.CharField(
+        max_length=16, choices=[(PREFIX_HOUR, "prefix per hour"), (SMS_HOUR, "SMS per hour"), (SMS_DAY, "SMS per day")]
+    )
+    key = models.CharField(max_length=16, blank=True)  # the prefix; empty for the budget
+    start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key", "start"], name="guardcounter_scope_key_start")]
+
+    def __str__(self):
+        return f"{self.scope} {self.key} from {self.start:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class GuardBlock(models.Model):
+    """A country or prefix whose codes were rarely used (the conversion watch): no codes to it
+    until `until`. One row per country or prefix, renewed when a block that ended is earned again."""
+
+    COUNTRY = "country"
+    PREFIX = "prefix"
+
+    scope = models.CharField(max_length=8, choices=[(COUNTRY, "country"), (PREFIX, "prefix")])
+    key = models.CharField(max_length=16)
+    issued = models.PositiveIntegerField()
+    used = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    until = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="guardblock_scope_key")]
+
+    def __str__(self):
+        return f"{self.scope} {self.key} blocked until {self.until:%Y-%m-%d %H:%M}"

@@ -38,6 +38,16 @@ def _e164(raw: str, region: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=10_000)
+def phone_kind(e164: str) -> tuple[str, str]:
+    """The country (ISO code, "" when none) and the kind of number (a name of
+    settings.NUMBER_TYPE_NAMES: "mobile", "premium-rate"...) of a valid E.164 number, from
+    libphonenumber's offline metadata."""
+    number = phonenumbers.parse(e164)
+    kind = phonenumbers.number_type(number)
+    names = {value: name for name, value in settings.NUMBER_TYPE_NAMES.items()}
+    return phonenumbers.region_code_for_number(number) or "", names.get(kind, "unknown")
+
+
 def phone_display(e164) -> str:
     """An E.164 phone as people write it, "+7 999 123-45-67" (libphonenumber's INTERNATIONAL
     format), for the pages and the admin; the API keeps E.164. Anything unparsable is shown as is."""

@@ -31,6 +31,7 @@ from project.exceptions import (
     RateLimited,
 )
 
+from .guard import code_refusal_record, guard_check, guard_number_check, phone_prefix
 from .models import PasswordTries, PhoneCode, User
 from .phones import phone_normalize
 
@@ -121,21 +122,6 @@ def _hour_left(oldest, now) -> float:
 
 
 def code_request(*, phone: str, ip: str | None) -> CodeRequestResult:
-    """Issue a new 4-digit login code for `phone` and queue its delivery (_code_issue's rules).
-
-    The one place a code's refusal leaves the service: every refusal (the limits', the fraud
-    guard's) is counted here by its `reason`, issued codes by the phone's region.
-    """
-    try:
-        result = _code_issue(phone=phone, ip=ip)
-    except ApplicationError as exc:
-        metrics.code_refused(exc)
-        raise
-    metrics.code_issued(result.phone)
-    return result
-
-
-def _code_issue(*, phone: str, ip: str | None) -> CodeRequestResult:
     """Issue a new 4-digit login code for `phone` and queue its delivery.
 
     Rules (_send_refusal): one code per OTP_RESEND_COOLDOWN_S per phone and client address
@@ -144,8 +130,35 @@ def _code_issue(*, phone: str, ip: str | None) -> CodeRequestResult:
     address. They are checked under the phone's and the address's advisory locks, so parallel
     requests cannot both pass; the code row and its outbox rows commit together. The answer is the same whether or
     not the phone belongs to a user.
+
+    The fraud guard (accounts.guard) runs here, so every door gets it: the number's country
+    and kind; then, unless the allow-list covers the request, the conversion watch's blocks,
+    the prefix's hourly cap and the SMS budget (guard_check, one statement). A test number
+    (OTP_TEST_NUMBERS) skips all of it and gets its fixed code, sent nowhere.
+
+    The one place a code's refusal leaves the service: every refusal (the limits', the fraud
+    guard's) is recorded (code_refusal_record, after the rollback) and counted by its `reason`
+    (metrics), issued codes by the phone's region.
     """
-    phone = phone_normalize(phone)
+    key = ip_key(ip)
+    attempt = {"phone": phone.strip() if isinstance(phone, str) else "", "country": "", "prefix": ""}
+    try:
+        result = _code_issue(phone=phone, ip=ip, key=key, attempt=attempt)
+    except ApplicationError as refusal:
+        code_refusal_record(refusal=refusal, key=key, now=timezone.now(), **attempt)
+        metrics.code_refused(refusal)
+        raise
+    metrics.code_issued(result.phone)
+    return result
+
+
+def _code_issue(*, phone: str, ip: str | None, key: str, attempt: dict) -> CodeRequestResult:
+    phone = attempt["phone"] = phone_normalize(phone)
+    test_code = settings.OTP_TEST_NUMBERS.get(phone)
+    if test_code is not None:
+        return _test_code_issue(phone=phone, code=test_code, ip=ip, key=key)
+    country = attempt["country"] = guard_number_check(phone=phone)
+    prefix = attempt["prefix"] = phone_prefix(phone)
     code = f"{secrets.randbelow(10_000):04d}"
     # The text of the SMS / e-mail, in the language of the request that asks for it (active now).
     minutes = settings.OTP_TTL_S // 60
@@ -154,19 +167,22 @@ def _code_issue(*, phone: str, ip: str | None) -> CodeRequestResult:
         "Your login code: %(code)s. It is valid for %(minutes)d minutes.",
         minutes,
     ) % {"code": code, "minutes": minutes}
-    key = ip_key(ip)
     with transaction.atomic():
         # The clock is read under the locks: a request that waited must see the codes issued
         # while it waited as past, not future (else the cooldown and windows are off).
         refusal, now = _send_refusal(phone=phone, ip=key)
         if refusal is not None:
             raise refusal
+        sms = "sms" in settings.OTP_DELIVERY_BACKENDS
+        guard_check(phone=phone, ip=ip, key=key, country=country, prefix=prefix, sms=sms, now=now)
         challenge = PhoneCode.objects.create(
             phone=phone,
             code_hash=code_hash(phone=phone, code=code),
             ip=ip,
             ip_key=key,
             expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
+            country=country,
+            prefix=prefix,
         )
         messages_enqueue(
             [
@@ -174,6 +190,21 @@ def _code_issue(*, phone: str, ip: str | None) -> CodeRequestResult:
                 for channel in settings.OTP_DELIVERY_BACKENDS
             ]
         )
+    return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
+
+
+def _test_code_issue(*, phone: str, code: str, ip: str | None, key: str) -> CodeRequestResult:
+    """A test number's code (OTP_TEST_NUMBERS): its fixed code, nothing sent or queued, no send
+    limit and no guard; code_verify's try caps hold as for any code. Its row has no country or
+    prefix, so the guard's counts never see it."""
+    now = timezone.now()
+    challenge = PhoneCode.objects.create(
+        phone=phone,
+        code_hash=code_hash(phone=phone, code=code),
+        ip=ip,
+        ip_key=key,
+        expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
+    )
     return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
 
 

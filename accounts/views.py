@@ -81,7 +81,7 @@ def home(request):
                 result = code_request(phone=form.cleaned_data["phone"], ip=request_ip(request))
             except RateLimited as exc:
                 form.add_error("phone", rate_limited_text(exc))
-                status = 429
+                status = exc.status_code  # 429, or 503 for the spent SMS budget
             except ApplicationError as exc:
                 form.add_service_error(exc)
                 status = 400
@@ -112,7 +112,7 @@ def code_submit(request):
             result = code_request(phone=phone, ip=request_ip(request))
         except RateLimited as exc:
             resend_error = rate_limited_text(exc)
-            status = 429
+            status = exc.status_code
         except ApplicationError as exc:
             resend_error = exc.message
             status = 400

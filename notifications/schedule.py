@@ -8,21 +8,28 @@ from django.conf import settings
 
 SWEEP_NAME = "outbox sweep"
 SWEEP_TASK = "notifications.tasks.outbox_sweep_task"
+# The fraud guard's conversion watch (accounts.guard.guard_watch), named, not imported.
+WATCH_NAME = "guard conversion watch"
+WATCH_TASK = "accounts.tasks.guard_watch_task"
 
 
 def outbox_schedule_ensure() -> None:
-    """Create or update the sweeper's periodic task from OUTBOX_SWEEP_INTERVAL_S."""
+    """Create or update the periodic tasks: the sweeper (OUTBOX_SWEEP_INTERVAL_S) and the fraud
+    guard's conversion watch (OTP_CONVERSION_INTERVAL_S)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    every = settings.OUTBOX_SWEEP_INTERVAL_S
-    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.update_or_create(
-        name=SWEEP_NAME,
-        defaults={
-            "task": SWEEP_TASK,
-            "interval": interval,
-            "enabled": True,
-            # A sweep that waited longer than one interval is stale: the next one will do.
-            "expire_seconds": every,
-        },
-    )
+    for name, task, every in (
+        (SWEEP_NAME, SWEEP_TASK, settings.OUTBOX_SWEEP_INTERVAL_S),
+        (WATCH_NAME, WATCH_TASK, settings.OTP_CONVERSION_INTERVAL_S),
+    ):
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name=name,
+            defaults={
+                "task": task,
+                "interval": interval,
+                "enabled": True,
+                # A run that waited longer than one interval is stale: the next one will do.
+                "expire_seconds": every,
+            },
+        )

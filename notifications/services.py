@@ -359,3 +359,18 @@ def ops_alert(*, message: Message, error: str) -> Message | None:
     )
     with transaction.atomic():
         return message_enqueue(channel=Message.Channel.TELEGRAM, recipient=settings.TELEGRAM_CHAT_ID, body=body)
+
+
+def ops_guard_alert(*, title: str, lines: list[str]) -> Message | None:
+    """A fraud-guard alert to the ops chat (accounts.guard: the SMS budget at 80 % and spent, a
+    country or prefix paused by the conversion watch), queued in the caller's transaction and sent
+    by the workers. Logged as well, so it is seen where alerts are off."""
+    logger.warning("fraud guard: %s: %s", title, " ".join(lines))
+    if not (settings.TELEGRAM_ALERTS and settings.TELEGRAM_CHAT_ID):
+        return None
+    esc = html.escape
+    body = "\n".join(
+        [f"⚠️ <b>{esc(title)}</b>", f"Project: {esc(settings.PROJECT_NAME)}", *(esc(line) for line in lines)]
+    )
+    with transaction.atomic():
+        return message_enqueue(channel=Message.Channel.TELEGRAM, recipient=settings.TELEGRAM_CHAT_ID, body=body)

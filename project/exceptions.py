@@ -64,6 +64,12 @@ class RateLimited(ApplicationError):
         self.retry_after = max(1, math.ceil(retry_after))
 
 
+class ServiceUnavailable(RateLimited):
+    """The service will not do this for anyone until Retry-After (the SMS budget is spent)."""
+
+    status_code = 503
+
+
 class AuthenticationFailed(ApplicationError):
     """Wrong, expired, burned or used code: one answer for all, so nothing leaks."""
 

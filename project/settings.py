@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+import phonenumbers
 from django.core.checks.security.base import (
     SECRET_KEY_INSECURE_PREFIX,
     SECRET_KEY_MIN_LENGTH,
@@ -310,6 +311,68 @@ TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="RU")
 PHONENUMBER_DEFAULT_REGION = PHONE_DEFAULT_REGION
 PHONENUMBER_DB_FORMAT = "E164"
+
+# --- Fraud guard (accounts/guard.py, README "Fraud guard", SECURITY.md "SMS pumping") ---
+# Countries (ISO codes) whose numbers get codes; "*" allows every country.
+OTP_ALLOWED_REGIONS = [
+    region.strip().upper() for region in env.list("OTP_ALLOWED_REGIONS", default=[PHONE_DEFAULT_REGION]) if region
+]
+# Kinds of number that get codes, by libphonenumber's offline metadata: the lower-case names of
+# phonenumbers.PhoneNumberType with "-" for "_" (mobile, fixed-line-or-mobile, fixed-line, voip,
+# toll-free, premium-rate, shared-cost, personal-number, pager, uan, voicemail, unknown).
+NUMBER_TYPE_NAMES = {
+    name.lower().replace("_", "-"): value
+    for name, value in vars(phonenumbers.PhoneNumberType).items()
+    if name.isupper() and isinstance(value, int)
+}
+OTP_ALLOWED_NUMBER_TYPES = env.list("OTP_ALLOWED_NUMBER_TYPES", default=["mobile", "fixed-line-or-mobile"])
+_unknown_types = set(OTP_ALLOWED_NUMBER_TYPES) - set(NUMBER_TYPE_NAMES)
+if _unknown_types:
+    raise ImproperlyConfigured(
+        f"OTP_ALLOWED_NUMBER_TYPES: unknown {sorted(_unknown_types)}; use {', '.join(sorted(NUMBER_TYPE_NAMES))}"
+    )
+# Prefix velocity: numbers that share all but their last OTP_PREFIX_FREE_DIGITS digits are one
+# prefix (a pumped range); it gets at most OTP_SENDS_PER_PREFIX_PER_HOUR codes per clock hour.
+OTP_PREFIX_FREE_DIGITS = env.int("OTP_PREFIX_FREE_DIGITS", default=4)
+OTP_SENDS_PER_PREFIX_PER_HOUR = env.int("OTP_SENDS_PER_PREFIX_PER_HOUR", default=10)
+# Codes through the paid channel (sms) across the service per clock hour and per UTC day; ops
+# alerts at 80 % and 100 %, then 503 until the window ends.
+OTP_SMS_BUDGET_PER_HOUR = env.int("OTP_SMS_BUDGET_PER_HOUR", default=300)
+OTP_SMS_BUDGET_PER_DAY = env.int("OTP_SMS_BUDGET_PER_DAY", default=3000)
+# Conversion watch: over the last hour, a country or prefix with at least OTP_CONVERSION_MIN_CODES
+# settled codes (used or expired) of which fewer than OTP_CONVERSION_MIN_RATE were used is blocked
+# for an hour. Beat runs the watch every OTP_CONVERSION_INTERVAL_S seconds.
+OTP_CONVERSION_MIN_CODES = env.int("OTP_CONVERSION_MIN_CODES", default=20)
+OTP_CONVERSION_MIN_RATE = env.float("OTP_CONVERSION_MIN_RATE", default=0.2)
+OTP_CONVERSION_INTERVAL_S = env.int("OTP_CONVERSION_INTERVAL_S", default=60)
+# Test numbers (app-store review, demos, CI): "+79990000001:1234,+79990000002:5678". Each logs in
+# with its fixed code; nothing is sent, no limit or guard applies (a code's try cap does). With
+# DEBUG off `check --deploy` refuses them unless OTP_TEST_NUMBERS_FORCED=1.
+OTP_TEST_NUMBERS = {}
+for _entry in filter(None, env.list("OTP_TEST_NUMBERS", default=[])):
+    _phone, _, _code = _entry.partition(":")
+    try:
+        _number = phonenumbers.parse(_phone.strip(), PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        _number = None
+    if _number is None or not phonenumbers.is_valid_number(_number) or not (len(_code) == 4 and _code.isdigit()):
+        raise ImproperlyConfigured(f"OTP_TEST_NUMBERS: {_entry!r} is not <phone>:<4 digits>")
+    OTP_TEST_NUMBERS[phonenumbers.format_number(_number, phonenumbers.PhoneNumberFormat.E164)] = _code
+OTP_TEST_NUMBERS_FORCED = env.bool("OTP_TEST_NUMBERS_FORCED", default=False)
+for _name, _least in (
+    ("OTP_PREFIX_FREE_DIGITS", 0),
+    ("OTP_SENDS_PER_PREFIX_PER_HOUR", 1),
+    ("OTP_SMS_BUDGET_PER_HOUR", 1),
+    ("OTP_SMS_BUDGET_PER_DAY", 1),
+    ("OTP_CONVERSION_MIN_CODES", 1),
+    ("OTP_CONVERSION_INTERVAL_S", 1),
+):
+    if globals()[_name] < _least:
+        raise ImproperlyConfigured(f"{_name} must be at least {_least}, not {globals()[_name]}")
+if OTP_PREFIX_FREE_DIGITS > 8:
+    raise ImproperlyConfigured(f"OTP_PREFIX_FREE_DIGITS must be at most 8, not {OTP_PREFIX_FREE_DIGITS}")
+if not 0 <= OTP_CONVERSION_MIN_RATE <= 1:
+    raise ImproperlyConfigured(f"OTP_CONVERSION_MIN_RATE must be between 0 and 1, not {OTP_CONVERSION_MIN_RATE}")
 
 # --- Referral programme (referrals/services.py) ---
 # 0 approves every referral without computing the fraud signals.

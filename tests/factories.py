@@ -41,6 +41,12 @@ class ReferralFactory(factory.django.DjangoModelFactory):
     inviter = factory.SubFactory(UserFactory)
 
 
+def phone_spread(n: int, tag: int = 0) -> str:
+    """The n-th (n < 10,000) of valid Russian mobiles of which at most 10 share a prefix (all
+    but the last 4 digits): for tests of other limits, below the fraud guard's prefix cap."""
+    return f"+7999{n % 1000:03d}{n // 1000 % 10}{tag % 1000:03d}"
+
+
 def activity_seed(*, today):
     """Rows on known days for the admin's charts (project/activity.py): the figures each day
     must show, as {day: {series key: count}}. Every row is placed at noon of its local day; one

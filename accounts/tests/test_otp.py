@@ -265,7 +265,9 @@ def test_a_login_for_a_phone_without_a_code_is_refused(api):
 
 
 @pytest.mark.postgres
-def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_three_statements(api, settings):
+def test_a_signup_takes_the_locks_checks_the_limits_and_the_guard_and_writes_every_row_in_four_statements(
+    api, settings
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -275,11 +277,14 @@ def test_a_signup_takes_the_locks_checks_the_limits_and_writes_every_row_in_thre
     with CaptureQueriesContext(connection) as queries:
         assert signup(api).status_code == 200
     statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    # The locks and the send limits (one function call), the code row, then both messages in one INSERT.
-    assert len(statements) == 3, statements
+    # The locks and the send limits (one function call), the fraud guard (its allow-list, blocks
+    # and counters: the prefix and both SMS budget windows, one statement), the code row, then
+    # both messages in one INSERT.
+    assert len(statements) == 4, statements
     assert statements[0].startswith("SELECT * FROM accounts_send_limits(")
-    assert statements[1].startswith('INSERT INTO "accounts_phonecode"')
-    assert statements[2].startswith('INSERT INTO "notifications_message"') and statements[2].count("RETURNING") == 1
+    assert statements[1].startswith("SELECT * FROM accounts_guard_check(")
+    assert statements[2].startswith('INSERT INTO "accounts_phonecode"')
+    assert statements[3].startswith('INSERT INTO "notifications_message"') and statements[3].count("RETURNING") == 1
     challenge = PhoneCode.objects.get()
     assert challenge.phone == "+79991234567" and challenge.created_at is not None
     messages = Message.objects.order_by("id")

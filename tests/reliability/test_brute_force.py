@@ -12,6 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import PhoneCode, User
+from tests.factories import phone_spread
 
 from .parallel import errors, run_parallel
 
@@ -102,7 +103,7 @@ def test_parallel_wrong_guesses_from_one_address_count_exactly_five_tries_and_le
 
 
 def test_the_hourly_cap_on_wrong_tries_per_address_holds_for_parallel_tries_at_many_phones(settings):
-    phones = [f"+7999557{i:04d}" for i in range(60)]
+    phones = [phone_spread(i, 557) for i in range(60)]
     codes = {
         p: signup(APIClient(), p, REMOTE_ADDR=f"198.51.100.{i + 1}").json()["confirmation_code"]
         for i, p in enumerate(phones)
@@ -157,7 +158,7 @@ def test_the_hourly_cap_per_ip_holds_for_parallel_requests_with_spoofed_forwarde
 
     def one(i):
         spoof = f"{random.randint(1, 223)}.{i}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-        return signup(APIClient(), f"+7999555{i:04d}", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=spoof)
+        return signup(APIClient(), phone_spread(i, 555), REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=spoof)
 
     results = run_parallel([lambda i=i: one(i) for i in range(50)])
     assert errors(results) == []
@@ -169,7 +170,7 @@ def test_the_hourly_cap_per_ip_holds_for_parallel_requests_with_spoofed_forwarde
 def test_the_hourly_cap_per_ip_holds_for_parallel_requests_from_every_address_of_one_ipv6_64(settings):
     def one(i):
         host = f"2001:db8:77:1:{random.randint(0, 0xFFFF):x}:{i:x}::{random.randint(1, 0xFFFF):x}"
-        return signup(APIClient(), f"+7999556{i:04d}", REMOTE_ADDR=host)
+        return signup(APIClient(), phone_spread(i, 556), REMOTE_ADDR=host)
 
     results = run_parallel([lambda i=i: one(i) for i in range(50)])
     assert errors(results) == []

@@ -18,6 +18,7 @@ import pytest
 
 from notifications.models import Message
 from notifications.services import message_enqueue
+from tests.factories import phone_spread
 from tests.utils import task_outcomes, wait_for
 
 from .servers import ROOT
@@ -53,7 +54,7 @@ def test_signups_while_redis_is_down_all_answer_200_and_are_delivered_after_it_r
     web = app_server(env=env)
     private_redis.stop()
 
-    phones = [f"+7999444{i:04d}" for i in range(100)]
+    phones = [phone_spread(i, 444) for i in range(100)]
     started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda p: _signup(web.url, p), phones))
@@ -165,7 +166,7 @@ def test_the_service_recovers_from_a_postgresql_restart_without_restarting_itsel
         with httpx.Client(base_url=web.url, timeout=30) as client:
             while not stop.is_set():
                 with lock:
-                    phone = f"+7999333{next(counter):04d}"
+                    phone = phone_spread(next(counter), 333)
                 try:
                     answer = client.post("/api/v1/auth/signup/", json={"phone": phone})
                     if answer.status_code == 200:

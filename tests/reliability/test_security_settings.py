@@ -38,6 +38,15 @@ SETTINGS = [
     "OTP_IPV6_PREFIX",
     "OTP_TRIES_PER_IP_PER_HOUR",
     "TRUSTED_PROXIES",
+    "OTP_ALLOWED_REGIONS",
+    "OTP_ALLOWED_NUMBER_TYPES",
+    "OTP_PREFIX_FREE_DIGITS",
+    "OTP_SENDS_PER_PREFIX_PER_HOUR",
+    "OTP_SMS_BUDGET_PER_HOUR",
+    "OTP_SMS_BUDGET_PER_DAY",
+    "OTP_CONVERSION_MIN_CODES",
+    "OTP_CONVERSION_MIN_RATE",
+    "OTP_TEST_NUMBERS",
 ]
 SCRIPT = f"""
 import json, django
@@ -105,6 +114,13 @@ def test_production_defaults_are_the_documented_figures(production):
     assert production["OTP_IPV6_PREFIX"] == 64
     assert production["OTP_TRIES_PER_IP_PER_HOUR"] == 50
     assert production["TRUSTED_PROXIES"] == []  # X-Forwarded-For is ignored until a proxy is named
+    # The fraud guard (issue 20).
+    assert production["OTP_ALLOWED_REGIONS"] == ["RU"]
+    assert production["OTP_ALLOWED_NUMBER_TYPES"] == ["mobile", "fixed-line-or-mobile"]
+    assert (production["OTP_PREFIX_FREE_DIGITS"], production["OTP_SENDS_PER_PREFIX_PER_HOUR"]) == (4, 10)
+    assert (production["OTP_SMS_BUDGET_PER_HOUR"], production["OTP_SMS_BUDGET_PER_DAY"]) == (300, 3000)
+    assert (production["OTP_CONVERSION_MIN_CODES"], production["OTP_CONVERSION_MIN_RATE"]) == (20, 0.2)
+    assert production["OTP_TEST_NUMBERS"] == {}
 
 
 @pytest.mark.parametrize(
@@ -190,6 +206,34 @@ def test_the_deploy_check_lets_fake_delivery_through_only_when_forced():
     # The older alias is caught too.
     alias = _manage("check", "--deploy", env={**PROD, "FAKE_CONFIRM": "1"})
     assert "accounts.E001" in alias.stderr
+
+
+def test_the_deploy_check_fails_on_test_numbers_with_debug_off_unless_forced():
+    numbers = {**PROD, "OTP_TEST_NUMBERS": "+79990000001:1234,+79990000002:5678"}
+    refused = _manage("check", "--deploy", "--fail-level", "ERROR", env=numbers)
+    assert refused.returncode != 0
+    assert "accounts.E002" in refused.stderr
+    forced = _manage("check", "--deploy", "--fail-level", "ERROR", env={**numbers, "OTP_TEST_NUMBERS_FORCED": "1"})
+    assert forced.returncode == 0, forced.stderr
+    assert "accounts.E002" not in forced.stdout + forced.stderr
+    assert "accounts.W003" in forced.stdout + forced.stderr
+    assert _manage("check", "--deploy", "--fail-level", "ERROR", env=PROD).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTP_TEST_NUMBERS", "+79990000001:12"),
+        ("OTP_TEST_NUMBERS", "not-a-phone:1234"),
+        ("OTP_ALLOWED_NUMBER_TYPES", "mobile,cellular"),
+        ("OTP_SENDS_PER_PREFIX_PER_HOUR", "0"),
+        ("OTP_CONVERSION_MIN_RATE", "1.5"),
+    ],
+)
+def test_a_bad_fraud_guard_setting_stops_the_start(name, value):
+    result = _python("import django; django.setup()", {"DEBUG": "1", name: value})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name}" in result.stderr
 
 
 @pytest.mark.django_db
