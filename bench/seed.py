@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
+from accounts.guard import phone_prefix
 from accounts.models import PhoneCode, User
 from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
 from accounts.services import code_hash
@@ -89,20 +90,25 @@ def seed() -> Seeded:
                 copy.write_row((invitee, inviter, at, "approved", [], at))
         token_phones = [phone_for(user_id) for user_id in range(TOKEN_FIRST, USERS + 1)]
         expires = now + timedelta(days=1)
-        columns = "phone, code_hash, ip_key, created_at, expires_at, attempts"
+        # Each row with the country and prefix code_request gives it (the conversion watch's).
+        columns = "phone, code_hash, ip_key, created_at, expires_at, attempts, country, prefix"
         with cursor.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
             for phone in token_phones:
-                copy.write_row((phone, code_hash(phone=phone, code=TOKEN_CODE), "", now, expires, 0))
+                copy.write_row(
+                    (phone, code_hash(phone=phone, code=TOKEN_CODE), "", now, expires, 0, "RU", phone_prefix(phone))
+                )
         # The referral signals' shared_address reads both users' codes of the last 30 days: each
         # PATCH user asked for one from an address of their own, the inviter for 5 (bench/run.py).
-        columns = "phone, code_hash, ip, ip_key, created_at, expires_at, attempts"
+        columns = "phone, code_hash, ip, ip_key, created_at, expires_at, attempts, country, prefix"
         with cursor.copy(f"COPY {PhoneCode._meta.db_table} ({columns}) FROM STDIN") as copy:
             for n, user_id in enumerate(range(PATCH_FIRST, PATCH_FIRST + PATCH_USERS)):
-                ip = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-                copy.write_row((phone_for(user_id), "x" * 64, ip, ip, now - timedelta(days=1), now, 1))
+                ip, phone = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", phone_for(user_id)
+                copy.write_row((phone, "x" * 64, ip, ip, now - timedelta(days=1), now, 1, "RU", phone_prefix(phone)))
+            target = phone_for(PATCH_TARGET)
             for n in range(5):
+                address = f"192.0.2.{n}"
                 copy.write_row(
-                    (phone_for(PATCH_TARGET), "x" * 64, f"192.0.2.{n}", f"192.0.2.{n}", now - timedelta(days=n), now, 1)
+                    (target, "x" * 64, address, address, now - timedelta(days=n), now, 1, "RU", phone_prefix(target))
                 )
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{user_table}', 'id'), {USERS})")
         # As autovacuum would after a bulk load: statistics, and the visibility map that lets
