@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import PhoneCode, User
+from accounts.models import User
 from accounts.ref_codes import REF_CODE_ALPHABET, REF_CODE_LENGTH
 from accounts.services import STAFF_FLAGS, staff_rule_check, user_lock, user_update
 from notifications.models import Message
@@ -22,17 +22,6 @@ from .models import Referral
 
 FIELD = "my_inviter"
 
-# Walks up from the proposed inviter through their inviters; hits the user iff the link
-# would close a cycle. UNION (not UNION ALL) stops on a cycle already in the data.
-_CYCLE_SQL = f"""
-WITH RECURSIVE chain(id) AS (
-    SELECT inviter_id FROM {Referral._meta.db_table} WHERE invitee_id = %s
-    UNION
-    SELECT r.inviter_id FROM {Referral._meta.db_table} r JOIN chain ON r.invitee_id = chain.id
-)
-SELECT 1 FROM chain WHERE id = %s LIMIT 1
-"""
-
 
 def ref_code_clean(code) -> str:
     """The canonical (lower-case) form of a typed code; ApplicationError if it cannot be one."""
@@ -45,12 +34,13 @@ def ref_code_clean(code) -> str:
 
 
 def would_close_cycle(*, user_id: int, inviter_id: int) -> bool:
-    """True when `user_id` is `inviter_id` or one of the people above them (one recursive query)."""
+    """True when `user_id` is `inviter_id` or one of the people above them: one recursive query,
+    in the function referrals_cycle (referrals migration 0006, planned once per connection)."""
     if user_id == inviter_id:
         return True
     with connection.cursor() as cursor:
-        cursor.execute(_CYCLE_SQL, [inviter_id, user_id])
-        return cursor.fetchone() is not None
+        cursor.execute("SELECT referrals_cycle(%s, %s)", [user_id, inviter_id])
+        return cursor.fetchone()[0]
 
 
 def referrals_lock() -> None:
@@ -121,26 +111,12 @@ def inviter_set(*, user_id: int, code, replace: bool = False) -> User:
 
 # --- the referral programme: fraud signals, the review, webhooks ---
 
-# The client address of a login code as the signals compare it: IPv4 whole, IPv6 by its /64.
-_NETWORK = "network(set_masklen({0}.ip, CASE family({0}.ip) WHEN 6 THEN 64 ELSE 32 END))"
-_CODES = PhoneCode._meta.db_table
-_USERS = User._meta.db_table
-
-# One round trip for the invitee's phone and the two signals the database knows:
-# shared_address (a network both users asked for codes from, within the window) and the
-# inviter's referrals of the last hour (the phone-code index serves both phones' codes; the
-# inviter-order index the count).
-_SIGNALS_SQL = f"""
-WITH invitee AS (SELECT phone FROM {_USERS} WHERE id = %(invitee)s)
-SELECT
-    (SELECT phone FROM invitee),
-    EXISTS (
-        SELECT 1 FROM {_CODES} a JOIN {_CODES} b ON {_NETWORK.format("a")} = {_NETWORK.format("b")}
-        WHERE a.phone = (SELECT phone FROM invitee) AND a.created_at >= %(since)s AND a.ip IS NOT NULL
-            AND b.phone = %(inviter_phone)s AND b.created_at >= %(since)s AND b.ip IS NOT NULL
-    ),
-    (SELECT count(*) FROM {Referral._meta.db_table} WHERE inviter_id = %(inviter)s AND created_at > %(hour_ago)s)
-"""
+# One round trip for the invitee's phone and the two signals the database knows, in the
+# function referrals_signals (referrals migration 0006, planned once per connection):
+# shared_address (a network both users asked for codes from, within the window, IPv6 by its
+# /64) and the inviter's referrals of the last hour (the phone-code index serves both phones'
+# codes; the inviter-order index the count).
+_SIGNALS_CALL = "SELECT * FROM referrals_signals(%s, %s, %s, %s, %s)"
 
 
 def phones_adjacent(a: str, b: str) -> bool:
@@ -162,15 +138,15 @@ def referral_signals(*, invitee_id: int, inviter: User, now) -> list[str]:
     - inviter_velocity: more than REFERRAL_MAX_PER_HOUR referrals of the inviter in the last
       hour, this one included.
     """
-    params = {
-        "invitee": invitee_id,
-        "inviter": inviter.pk,
-        "inviter_phone": inviter.phone,
-        "since": now - timedelta(days=settings.REFERRAL_SIGNAL_WINDOW_DAYS),
-        "hour_ago": now - timedelta(hours=1),
-    }
+    params = [
+        invitee_id,
+        inviter.pk,
+        inviter.phone,
+        now - timedelta(days=settings.REFERRAL_SIGNAL_WINDOW_DAYS),
+        now - timedelta(hours=1),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_SIGNALS_SQL, params)
+        cursor.execute(_SIGNALS_CALL, params)
         invitee_phone, shared_address, last_hour = cursor.fetchone()
     fired = {
         Referral.Signal.SHARED_ADDRESS: shared_address,

@@ -179,7 +179,10 @@ def test_the_cycle_check_is_one_query_whatever_the_chain_length():
     with CaptureQueriesContext(connection) as queries:
         assert services.would_close_cycle(user_id=users[0].pk, inviter_id=users[-1].pk)
     assert len(queries) == 1
-    assert "RECURSIVE" in queries[0]["sql"].upper()
+    assert queries[0]["sql"].startswith("SELECT referrals_cycle(")
+    with connection.cursor() as cursor:  # the function is the recursive query
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'referrals_cycle'")
+        assert "WITH RECURSIVE" in cursor.fetchone()[0]
 
 
 def test_the_cycle_check_terminates_on_a_cycle_already_in_the_data():

@@ -68,7 +68,7 @@ def test_the_signals_are_read_under_the_referrals_lock_in_the_inviter_transactio
         inviter_set(user_id=invitee.pk, code=inviter.ref_code)
     sql = [q["sql"] for q in queries.captured_queries]
     lock = next(i for i, s in enumerate(sql) if "pg_advisory_xact_lock" in s)
-    signals = next(i for i, s in enumerate(sql) if "set_masklen" in s)
+    signals = next(i for i, s in enumerate(sql) if "referrals_signals(" in s)
     insert = next(i for i, s in enumerate(sql) if s.startswith('INSERT INTO "referrals_referral"'))
     release = next(i for i, s in enumerate(sql) if s.startswith("RELEASE SAVEPOINT") or s == "COMMIT")
     assert lock < signals < insert < release
