@@ -175,15 +175,7 @@ def _code_issue(*, phone: str, ip: str | None, key: str, attempt: dict) -> CodeR
             raise refusal
         sms = "sms" in settings.OTP_DELIVERY_BACKENDS
         guard_check(phone=phone, ip=ip, key=key, country=country, prefix=prefix, sms=sms, now=now)
-        challenge = PhoneCode.objects.create(
-            phone=phone,
-            code_hash=code_hash(phone=phone, code=code),
-            ip=ip,
-            ip_key=key,
-            expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
-            country=country,
-            prefix=prefix,
-        )
+        challenge = _challenge_create(phone=phone, code=code, ip=ip, key=key, now=now, country=country, prefix=prefix)
         messages_enqueue(
             [
                 Message(channel=channel, recipient=phone, body=body, sensitive=True)
@@ -197,15 +189,21 @@ def _test_code_issue(*, phone: str, code: str, ip: str | None, key: str) -> Code
     """A test number's code (OTP_TEST_NUMBERS): its fixed code, nothing sent or queued, no send
     limit and no guard; code_verify's try caps hold as for any code. Its row has no country or
     prefix, so the guard's counts never see it."""
-    now = timezone.now()
-    challenge = PhoneCode.objects.create(
+    challenge = _challenge_create(phone=phone, code=code, ip=ip, key=key, now=timezone.now())
+    return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
+
+
+def _challenge_create(*, phone: str, code: str, ip: str | None, key: str, now, country="", prefix="") -> PhoneCode:
+    """The login code's row: its digest, the client's address and limits key, OTP_TTL_S to live."""
+    return PhoneCode.objects.create(
         phone=phone,
         code_hash=code_hash(phone=phone, code=code),
         ip=ip,
         ip_key=key,
         expires_at=now + timedelta(seconds=settings.OTP_TTL_S),
+        country=country,
+        prefix=prefix,
     )
-    return CodeRequestResult(phone=phone, code=code, expires_at=challenge.expires_at)
 
 
 def _code_check_format(code) -> str:

@@ -23,6 +23,8 @@ import random
 import time
 from collections import Counter
 
+from .database import database_recreate
+
 DATABASE_URL = os.environ.get("PUMPING_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/referrals_pumping")
 SEED = int(os.environ.get("PUMPING_SEED", "20"))
 SIGNUPS = 1000
@@ -38,16 +40,6 @@ ENV = {
     "LOG_LEVEL": "ERROR",
 }
 os.environ.update(ENV)
-
-
-def database_create() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def reset() -> None:
@@ -119,7 +111,7 @@ def pumped(rng: random.Random, prefixes: list[str]) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    database_create()
+    database_recreate(DATABASE_URL)
     import django
 
     django.setup()

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .database import database_recreate
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent
@@ -176,16 +178,6 @@ def wrk(url: str, *, script: str | None = None, args: list | None = None, header
 
 
 # --- the benchmark -------------------------------------------------------------------------------
-
-
-def database_create() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def tokens_mint(user_ids) -> list[str]:
@@ -480,7 +472,7 @@ def main() -> None:
     t_start = time.monotonic()
     load_before = os.getloadavg()
     log(f"bench: database {DATABASE_URL}, broker {BROKER_URL}, ports {PORT}-{CEILING_PORT}, work dir {WORK}")
-    database_create()
+    database_recreate(DATABASE_URL)
 
     import django
 

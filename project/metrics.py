@@ -82,22 +82,22 @@ def phone_region(phone: str) -> str:
 _issued_by_region, _used_by_region = {}, {}
 
 
+def _count_by_region(counter, children: dict, phone: str) -> None:
+    region = phone_region(phone)
+    child = children.get(region)
+    if child is None:
+        child = children[region] = counter.labels(region)
+    child.inc()
+
+
 def code_issued(phone: str) -> None:
     """Count an issued code under its phone's region (Used by code_request)."""
-    region = phone_region(phone)
-    child = _issued_by_region.get(region)
-    if child is None:
-        child = _issued_by_region[region] = CODES_ISSUED.labels(region)
-    child.inc()
+    _count_by_region(CODES_ISSUED, _issued_by_region, phone)
 
 
 def code_used(phone: str) -> None:
     """Count a used code (a login) under its phone's region (Used by code_verify)."""
-    region = phone_region(phone)
-    child = _used_by_region.get(region)
-    if child is None:
-        child = _used_by_region[region] = CODES_USED.labels(region)
-    child.inc()
+    _count_by_region(CODES_USED, _used_by_region, phone)
 
 
 def code_refused(exc) -> None:
