@@ -31,6 +31,7 @@ import pwd
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,28 @@ def server_user() -> dict:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+def server_reach(paths, as_user: dict) -> None:
+    """As root the server runs as another user, which must be able to pass through every folder
+    above its binaries (the wheel, in .venv) and its data. A folder that does not let it (a clone
+    in `mktemp -d`, mode 0700) gets search permission for others, x only: its listing stays
+    closed (the owner's or the group's x when the folder is the server user's or its group's).
+    Said on stderr, folder by folder; nothing is changed where the user already passes."""
+    if not as_user:
+        return
+    for path in paths:
+        for folder in reversed(Path(path).resolve().parents):
+            info = folder.stat()
+            if info.st_uid == as_user["user"]:
+                bit = stat.S_IXUSR
+            elif info.st_gid == as_user["group"]:
+                bit = stat.S_IXGRP
+            else:
+                bit = stat.S_IXOTH
+            if not info.st_mode & bit:
+                os.chmod(folder, stat.S_IMODE(info.st_mode) | bit)
+                print(f"embedded_postgres: {folder}: search permission (x) for the server's user", file=sys.stderr)
+
+
 def server_running(directory: Path) -> bool:
     import psycopg
 
@@ -103,6 +126,7 @@ def server_start(directory: Path) -> bool:
         return False
     pg, as_user = commands(), server_user()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    server_reach([Path(pg.__file__).parent / "pginstall" / "bin" / "initdb", directory], as_user)
     if as_user:
         os.chown(directory, as_user["user"], as_user["group"])
     if not (directory / "PG_VERSION").exists():
